@@ -1,0 +1,46 @@
+# DailyQ: `make run` starts the whole service locally, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+WEB_PORT ?= 8000
+
+.PHONY: run test lint format venv outbox clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# honcho reads .env (if present) for every process, migrate included.
+run: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho run python manage.py migrate --noinput
+	@echo ""
+	@echo "DailyQ is starting (Ctrl-C stops everything):"
+	@echo "  site        http://127.0.0.1:$(WEB_PORT)/"
+	@echo "  admin       http://127.0.0.1:$(WEB_PORT)/admin/  (create a login: $(BIN)/python manage.py createsuperuser)"
+	@echo "  health      http://127.0.0.1:$(WEB_PORT)/healthz"
+	@echo "  local mail  http://127.0.0.1:$(WEB_PORT)/dev/outbox/  or  make outbox"
+	@echo ""
+	WEB_PORT=$(WEB_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start
+
+test: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+outbox: venv
+	$(BIN)/python manage.py outbox
+
+clean:
+	rm -rf $(VENV) var

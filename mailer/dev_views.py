@@ -1,0 +1,52 @@
+"""The local outbox: what the SES emulator received, for development runs."""
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_safe
+
+from mailer.outbox import OutboxUnavailable, find_message, read_outbox
+
+# Mail HTML carries inline styles (inlined CSS) and remote images, never
+# scripts: it is shown in a sandboxed frame under this policy.
+MAIL_HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'"
+
+
+@require_safe
+@never_cache
+def outbox(request):
+    try:
+        messages, error = read_outbox(), None
+    except OutboxUnavailable as exc:
+        messages, error = [], str(exc)
+    return render(request, "mailer/dev/outbox.html", {"messages": messages, "error": error})
+
+
+def _message_or_404(message_id):
+    try:
+        message = find_message(message_id)
+    except OutboxUnavailable as exc:
+        raise Http404(str(exc)) from exc
+    if message is None:
+        raise Http404("No such message in the local outbox.")
+    return message
+
+
+@require_safe
+@never_cache
+def outbox_message(request, message_id):
+    message = _message_or_404(message_id)
+    return render(request, "mailer/dev/outbox_message.html", {"message": message})
+
+
+@require_safe
+@never_cache
+@xframe_options_sameorigin
+def outbox_message_html(request, message_id):
+    message = _message_or_404(message_id)
+    if message.html is None:
+        raise Http404("This message has no HTML part.")
+    response = HttpResponse(message.html, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = MAIL_HTML_POLICY
+    return response

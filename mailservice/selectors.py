@@ -1,0 +1,98 @@
+"""Reads about the service itself: health of the parts it depends on."""
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+
+from mailservice.services import HEARTBEAT_CACHE_KEY
+
+logger = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_SECONDS = 3
+
+
+@dataclass
+class Check:
+    ok: bool
+    duration_ms: float
+    info: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"status": "ok" if self.ok else "error", "duration_ms": round(self.duration_ms, 1), **self.info}
+
+
+def _timed(name: str, probe) -> Check:
+    started = time.perf_counter()
+    try:
+        info = probe() or {}
+        ok = True
+    except Exception as exc:
+        # The cause goes to the log; the public answer names only its type,
+        # so /healthz never shows hostnames or credentials.
+        logger.warning("health check %s failed: %r", name, exc)
+        info = {"error": type(exc).__name__}
+        ok = False
+    return Check(ok=ok, duration_ms=(time.perf_counter() - started) * 1000, info=info)
+
+
+def _probe_database() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"vendor": connection.vendor}
+
+
+def _probe_broker() -> dict:
+    from mailservice.celery import app
+
+    with app.connection_for_write(connect_timeout=HEALTH_TIMEOUT_SECONDS) as conn:
+        transport = conn.transport_cls
+        if transport == "filesystem":
+            folder = conn.transport_options["data_folder_out"]
+            if not os.access(folder, os.W_OK):
+                raise PermissionError("queue folder is not writable")
+        else:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=HEALTH_TIMEOUT_SECONDS)
+            conn.default_channel  # opens a channel: the Redis transport pings here
+    return {"transport": transport}
+
+
+def _probe_ses() -> dict:
+    from mailer.ses import ses_client
+
+    client = ses_client(connect_timeout=HEALTH_TIMEOUT_SECONDS, read_timeout=HEALTH_TIMEOUT_SECONDS)
+    client.get_send_quota()
+    return {"endpoint": "emulator" if settings.SES_EMULATOR else "aws", "region": settings.AWS_SES_REGION_NAME}
+
+
+def _last_heartbeat() -> str | None:
+    try:
+        return cache.get(HEARTBEAT_CACHE_KEY)
+    except Exception as exc:
+        logger.warning("cannot read the worker heartbeat: %r", exc)
+        return None
+
+
+def service_health() -> dict:
+    """Reachability of the database, the Celery broker and SES.
+
+    `healthy` is true only when all three answer. The worker's last heartbeat
+    is reported for operators but does not decide health: a web process can
+    serve while workers restart.
+    """
+    checks = {
+        "database": _timed("database", _probe_database),
+        "broker": _timed("broker", _probe_broker),
+        "ses": _timed("ses", _probe_ses),
+    }
+    healthy = all(check.ok for check in checks.values())
+    return {
+        "status": "ok" if healthy else "error",
+        "checks": {name: check.as_dict() for name, check in checks.items()},
+        "worker": {"last_heartbeat": _last_heartbeat()},
+    }

@@ -1,0 +1,347 @@
+"""DailyQ settings: one module, read from the environment.
+
+With nothing configured the service runs on an embedded default (SQLite, a
+filesystem Celery broker and a file cache under VAR_DIR, and the local SES
+emulator). Setting DATABASE_URL, REDIS_URL / CELERY_BROKER_URL and the AWS
+variables switches each part to a real service. Production mode
+(DJANGO_ENV=production, or DEBUG off) refuses to start while a value it needs
+is missing. `.env.example` documents every variable.
+"""
+
+import os
+from email.utils import getaddresses, parseaddr
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from botocore.config import Config as BotoConfig
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env_str(name).lower()
+    if not value:
+        return default
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false).")
+
+
+def env_int(name: str, default: int) -> int:
+    value = env_str(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
+
+
+def env_float(name: str, default: float) -> float:
+    value = env_str(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+
+
+def env_list(name: str, default: list[str] | None = None) -> list[str]:
+    value = env_str(name)
+    if not value:
+        return list(default or [])
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# --- Environment -------------------------------------------------------------
+
+DJANGO_ENV = env_str("DJANGO_ENV", "development").lower()
+if DJANGO_ENV not in {"development", "production"}:
+    raise ImproperlyConfigured(f"DJANGO_ENV={DJANGO_ENV!r}: use development or production.")
+DEBUG = env_bool("DEBUG", DJANGO_ENV != "production")
+PRODUCTION = DJANGO_ENV == "production" or not DEBUG
+if DJANGO_ENV == "production" and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when DJANGO_ENV=production.")
+
+# Everything the embedded default writes (SQLite, broker queue, cache, beat's
+# schedule) lives here; it is git-ignored.
+VAR_DIR = Path(env_str("VAR_DIR") or BASE_DIR / "var").resolve()
+
+# Production needs these; collected first so the error names all of them at once.
+_missing: list[str] = []
+
+
+def _require(name: str, value):
+    if PRODUCTION and not value:
+        _missing.append(name)
+    return value
+
+
+# --- Core ----------------------------------------------------------------------
+
+SECRET_KEY = _require("SECRET_KEY", env_str("SECRET_KEY")) or "dev-only-insecure-key-do-not-use-in-production"
+ALLOWED_HOSTS = _require("ALLOWED_HOSTS", env_list("ALLOWED_HOSTS")) or ["127.0.0.1", "localhost", "[::1]"]
+SITE_URL = (_require("SITE_URL", env_str("SITE_URL")) or "http://127.0.0.1:8000").rstrip("/")
+if urlsplit(SITE_URL).scheme not in {"http", "https"} or not urlsplit(SITE_URL).netloc:
+    raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must be an absolute http(s) URL.")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [SITE_URL])
+
+# Behind N reverse proxies the client address is the N-th address from the
+# right of X-Forwarded-For; with 0 only REMOTE_ADDR is trusted.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "mailservice",
+    "subscriptions",
+    "mailer",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "mailservice.middleware.ContentSecurityPolicyMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mailservice.urls"
+WSGI_APPLICATION = "mailservice.wsgi.application"
+ADMIN_URL = env_str("ADMIN_URL", "admin/").strip("/") + "/"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "mailservice.context_processors.site",
+            ],
+        },
+    },
+]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Database --------------------------------------------------------------------
+
+DATABASE_URL = env_str("DATABASE_URL")
+if PRODUCTION and (not DATABASE_URL or DATABASE_URL.startswith("sqlite")):
+    _missing.append("DATABASE_URL (PostgreSQL)")
+if DATABASE_URL:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        )
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "db.sqlite3",
+            # Web, worker and beat share this file: WAL lets readers run beside
+            # the writer, IMMEDIATE avoids lock upgrades that fail mid-transaction.
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+
+# --- Redis, cache and Celery -------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost//"
+if PRODUCTION and CELERY_BROKER_URL.split(":", 1)[0] in {"filesystem", "memory"}:
+    _missing.append("REDIS_URL or CELERY_BROKER_URL (a broker server)")
+
+if CELERY_BROKER_URL.startswith("filesystem:"):
+    # kombu's filesystem transport: every process reads and writes one folder,
+    # so web, beat and any number of workers on this machine share the queue.
+    _queue_dir = VAR_DIR / "celery" / "queue"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "control_folder": str(VAR_DIR / "celery" / "control"),
+        "store_processed": False,
+    }
+    _queue_dir.mkdir(parents=True, exist_ok=True)
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # A task not acknowledged within this time goes back to the queue (acks_late).
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    }
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "dailyq"),
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": VAR_DIR / "cache",
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "dailyq"),
+        }
+    }
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "dailyq")
+# A task is acknowledged after it ran, so a worker that dies mid-task leaves it
+# to be redelivered; tasks are written to be safe to run twice.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_TIMEZONE = "Asia/Seoul"
+
+# --- Email and Amazon SES --------------------------------------------------------------
+
+# Tests swap this for Django's in-memory outbox; every other mode sends through SES.
+EMAIL_BACKEND = "django_ses.SESBackend"
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "DailyQ <dailyq@example.com>")
+SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+ADMINS = [(name, addr) for name, addr in getaddresses(env_list("ADMINS")) if addr]
+if not parseaddr(DEFAULT_FROM_EMAIL)[1]:
+    raise ImproperlyConfigured(f"DEFAULT_FROM_EMAIL={DEFAULT_FROM_EMAIL!r} has no address.")
+
+AWS_SES_REGION_NAME = env_str("AWS_SES_REGION_NAME")
+AWS_SES_REGION_ENDPOINT_URL = env_str("AWS_SES_REGION_ENDPOINT_URL") or None
+SES_EMULATOR_HOST = env_str("SES_EMULATOR_HOST", "127.0.0.1")
+SES_EMULATOR_PORT = env_int("SES_EMULATOR_PORT", 4579)
+# With no SES configured, a development run talks to the local emulator
+# (`manage.py ses_emulator`, started by `make run`).
+SES_EMULATOR = not PRODUCTION and not AWS_SES_REGION_NAME and not AWS_SES_REGION_ENDPOINT_URL
+if SES_EMULATOR:
+    AWS_SES_REGION_NAME = "us-east-1"
+    AWS_SES_REGION_ENDPOINT_URL = f"http://{SES_EMULATOR_HOST}:{SES_EMULATOR_PORT}"
+_require("AWS_SES_REGION_NAME", AWS_SES_REGION_NAME)
+
+# Credentials: from these variables, or boto3's own chain (instance role, profile)
+# when they are empty. The emulator accepts any key.
+AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID") or ("local" if SES_EMULATOR else None)
+AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY") or ("local" if SES_EMULATOR else None)
+AWS_SESSION_TOKEN = env_str("AWS_SESSION_TOKEN") or None
+AWS_SES_CONFIGURATION_SET = env_str("AWS_SES_CONFIGURATION_SET") or None
+# django-ses's throttle only sees its own process (and asks SESv2 GetAccount,
+# which the emulator lacks); DailyQ paces sends with its own shared limiter.
+AWS_SES_AUTO_THROTTLE = None
+AWS_SES_CONFIG = BotoConfig(
+    connect_timeout=env_int("AWS_SES_CONNECT_TIMEOUT", 5),
+    read_timeout=env_int("AWS_SES_READ_TIMEOUT", 15),
+    retries={"max_attempts": 1, "mode": "standard"},
+)
+
+# --- Sending schedule --------------------------------------------------------------
+
+TIME_ZONE = "Asia/Seoul"
+USE_TZ = True
+# When Celery beat starts the daily send (TIME_ZONE, Mon-Fri).
+DAILY_SEND_HOUR = env_int("DAILY_SEND_HOUR", 7)
+DAILY_SEND_MINUTE = env_int("DAILY_SEND_MINUTE", 0)
+
+# --- Languages --------------------------------------------------------------------
+
+LANGUAGE_CODE = "ko"
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+USE_I18N = True
+LOCALE_PATHS = [BASE_DIR / "locale"]
+
+# --- Static files -------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or VAR_DIR / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- Security ---------------------------------------------------------------------------
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# --- Logging -------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "botocore": {"level": "WARNING"},
+    },
+}
+
+if _missing:
+    raise ImproperlyConfigured(
+        "Production mode (DJANGO_ENV=production or DEBUG off) needs these settings: "
+        + ", ".join(_missing)
+        + ". See .env.example."
+    )
+
+if not PRODUCTION:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)

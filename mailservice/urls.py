@@ -1,0 +1,14 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from mailservice import views
+
+urlpatterns = [
+    path(settings.ADMIN_URL, admin.site.urls),
+    path("healthz", views.healthz, name="healthz"),
+    path("", include("subscriptions.urls")),
+]
+
+if settings.DEBUG:
+    urlpatterns += [path("dev/outbox/", include("mailer.dev_urls"))]
