@@ -6,7 +6,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_safe
 
-from mailer.outbox import OutboxUnavailable, find_message, read_outbox
+from mailer.local_ses import OutboxUnavailable, find_message, read_outbox
 
 # Mail HTML carries inline styles (inlined CSS) and remote images, never
 # scripts: it is shown in a sandboxed frame under this policy.

@@ -58,7 +58,7 @@ def _probe_broker() -> dict:
                 raise PermissionError("queue folder is not writable")
         else:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=HEALTH_TIMEOUT_SECONDS)
-            conn.default_channel  # opens a channel: the Redis transport pings here
+            _ = conn.default_channel  # opening a channel is what makes the Redis transport ping
     return {"transport": transport}
 
 
@@ -67,7 +67,13 @@ def _probe_ses() -> dict:
 
     client = ses_client(connect_timeout=HEALTH_TIMEOUT_SECONDS, read_timeout=HEALTH_TIMEOUT_SECONDS)
     client.get_send_quota()
-    return {"endpoint": "emulator" if settings.SES_EMULATOR else "aws", "region": settings.AWS_SES_REGION_NAME}
+    if settings.SES_EMULATOR:
+        endpoint = "emulator"
+    elif settings.AWS_SES_REGION_ENDPOINT_URL:
+        endpoint = "custom"
+    else:
+        endpoint = "aws"
+    return {"endpoint": endpoint, "region": settings.AWS_SES_REGION_NAME}
 
 
 def _last_heartbeat() -> str | None:

@@ -24,7 +24,8 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+    # An empty value counts as unset, so `KEY=` in .env keeps the default.
+    return os.environ.get(name, "").strip() or default
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -117,7 +118,6 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "mailservice.middleware.ContentSecurityPolicyMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -271,13 +271,11 @@ AWS_SES_CONFIG = BotoConfig(
     retries={"max_attempts": 1, "mode": "standard"},
 )
 
-# --- Sending schedule --------------------------------------------------------------
+# --- Time ----------------------------------------------------------------------------
 
+# Send days and the 07:00 send are counted in Korean time.
 TIME_ZONE = "Asia/Seoul"
 USE_TZ = True
-# When Celery beat starts the daily send (TIME_ZONE, Mon-Fri).
-DAILY_SEND_HOUR = env_int("DAILY_SEND_HOUR", 7)
-DAILY_SEND_MINUTE = env_int("DAILY_SEND_MINUTE", 0)
 
 # --- Languages --------------------------------------------------------------------
 
@@ -291,6 +289,12 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT") or VAR_DIR / "static")
+if PRODUCTION:
+    # Static files straight from the app server; runserver serves them in development.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("mailservice.middleware.ContentSecurityPolicyMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -328,11 +332,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # A 503 from /healthz is an answer, not an error: its cause is already
+    # logged as a warning, and it must not mail ADMINS every probe interval.
+    "filters": {"not_health_checks": {"()": "mailservice.logging.SkipHealthChecks"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
-        "django.request": {"level": "ERROR"},
+        "django.request": {"level": "ERROR", "filters": ["not_health_checks"]},
         "botocore": {"level": "WARNING"},
+        # moto's server logs every request of the local SES emulator.
+        "werkzeug": {"level": "WARNING"},
     },
 }
 

@@ -10,5 +10,6 @@ urlpatterns = [
     path("", include("subscriptions.urls")),
 ]
 
-if settings.DEBUG:
+if not settings.PRODUCTION:
+    # Development pages (DEBUG on at startup); never mounted in production.
     urlpatterns += [path("dev/outbox/", include("mailer.dev_urls"))]

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from mailer.outbox import OutboxUnavailable, read_outbox
+from mailer.local_ses import OutboxUnavailable, read_outbox
 
 
 class Command(BaseCommand):

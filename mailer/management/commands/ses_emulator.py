@@ -3,9 +3,10 @@ import socket
 import threading
 from email.utils import parseaddr
 
-import boto3
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from mailer.local_ses import verify_identities
 
 
 class Command(BaseCommand):
@@ -40,11 +41,13 @@ class Command(BaseCommand):
             try:
                 probe.bind((host, port))
             except OSError as exc:
-                raise CommandError(f"Cannot listen on {host}:{port} ({exc.strerror}). Is an emulator already running?")
+                raise CommandError(
+                    f"Cannot listen on {host}:{port} ({exc.strerror}). Is an emulator already running?"
+                ) from exc
 
         server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         server.start()
-        local_host = "127.0.0.1" if host in {"0.0.0.0", ""} else host
+        local_host = "127.0.0.1" if host in {"0.0.0.0", ""} else host  # noqa: S104 (a comparison, not a bind)
         identities = verify_identities(
             endpoint_url=f"http://{local_host}:{port}",
             identities=[parseaddr(settings.DEFAULT_FROM_EMAIL)[1], parseaddr(settings.SERVER_EMAIL)[1], *verify],
@@ -53,6 +56,7 @@ class Command(BaseCommand):
             f"Local SES emulator on http://{host}:{port} (region {settings.AWS_SES_REGION_NAME}); "
             f"verified: {', '.join(identities)}"
         )
+        self.stdout.flush()  # under honcho or a pipe, say it now rather than at exit
 
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -60,21 +64,3 @@ class Command(BaseCommand):
         stop.wait()
         server.stop()
         self.stdout.write("Local SES emulator stopped.")
-
-
-def verify_identities(*, endpoint_url: str, identities: list[str]) -> list[str]:
-    client = boto3.client(
-        "ses",
-        endpoint_url=endpoint_url,
-        region_name=settings.AWS_SES_REGION_NAME,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    done = []
-    for identity in dict.fromkeys(i.strip().lower() for i in identities if i and i.strip()):
-        if "@" in identity:
-            client.verify_email_identity(EmailAddress=identity)
-        else:
-            client.verify_domain_identity(Domain=identity)
-        done.append(identity)
-    return done

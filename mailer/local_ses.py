@@ -1,8 +1,9 @@
-"""Read what the local SES emulator received.
+"""The local SES emulator: verify identities on it, read what it received.
 
-The emulator is moto's server; it keeps every accepted raw message in memory
-and exposes its state at /moto-api/data.json. Only a development run talks
-to it: with real SES there is no outbox to read.
+The emulator is moto's server (`manage.py ses_emulator`). It rejects a From
+that is not a verified identity, like SES, and keeps every accepted raw
+message in memory, exposed at /moto-api/data.json. Only a development run
+talks to it: with real SES there is no outbox to read.
 """
 
 import json
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
+import boto3
 from django.conf import settings
 
 
@@ -71,8 +73,10 @@ def emulator_url() -> str:
 def read_outbox(*, endpoint_url: str | None = None) -> list[OutboxMessage]:
     """Every message the emulator accepted, newest first."""
     url = (endpoint_url or emulator_url()).rstrip("/") + "/moto-api/data.json"
+    if not url.startswith(("http://", "https://")):
+        raise OutboxUnavailable(f"The emulator address {url} is not an http(s) URL.")
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (scheme checked above)
             state = json.load(response)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise OutboxUnavailable(
@@ -97,3 +101,23 @@ def read_outbox(*, endpoint_url: str | None = None) -> list[OutboxMessage]:
 
 def find_message(message_id: str, *, endpoint_url: str | None = None) -> OutboxMessage | None:
     return next((m for m in read_outbox(endpoint_url=endpoint_url) if m.id == message_id), None)
+
+
+def verify_identities(*, endpoint_url: str, identities: list[str]) -> list[str]:
+    """Mark addresses (with @) and domains as verified on the emulator."""
+    client = boto3.client(
+        "ses",
+        endpoint_url=endpoint_url,
+        region_name=settings.AWS_SES_REGION_NAME,
+        # The emulator accepts any key; these are not secrets.
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106
+    )
+    done = []
+    for identity in dict.fromkeys(i.strip().lower() for i in identities if i and i.strip()):
+        if "@" in identity:
+            client.verify_email_identity(EmailAddress=identity)
+        else:
+            client.verify_domain_identity(Domain=identity)
+        done.append(identity)
+    return done

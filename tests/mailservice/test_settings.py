@@ -1,0 +1,175 @@
+"""The settings module, loaded in a fresh interpreter per environment."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import BASE_DIR
+
+PRODUCTION_ENV = {
+    "DJANGO_ENV": "production",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "dailyq.example.com",
+    "SITE_URL": "https://dailyq.example.com",
+    "DATABASE_URL": "postgres://dailyq@db.internal:5432/dailyq",
+    "REDIS_URL": "redis://cache.internal:6379/0",
+    "AWS_SES_REGION_NAME": "ap-northeast-2",
+}
+
+DUMP = """
+import json, django
+from django.conf import settings
+django.setup()
+print(json.dumps({
+    "DEBUG": settings.DEBUG,
+    "PRODUCTION": settings.PRODUCTION,
+    "ENGINE": settings.DATABASES["default"]["ENGINE"],
+    "BROKER": settings.CELERY_BROKER_URL,
+    "CACHE": settings.CACHES["default"]["BACKEND"],
+    "EMAIL_BACKEND": settings.EMAIL_BACKEND,
+    "SES_EMULATOR": settings.SES_EMULATOR,
+    "SES_ENDPOINT": settings.AWS_SES_REGION_ENDPOINT_URL,
+    "SES_REGION": settings.AWS_SES_REGION_NAME,
+    "TIME_ZONE": settings.TIME_ZONE,
+    "USE_TZ": settings.USE_TZ,
+    "SITE_URL": settings.SITE_URL,
+}))
+"""
+
+
+def run_python(args, env, tmp_path):
+    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VAR_DIR": str(tmp_path / "var"), **env}
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=BASE_DIR,
+        env={"DJANGO_SETTINGS_MODULE": "mailservice.settings", **clean},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def load_settings(env, tmp_path) -> dict:
+    result = run_python(["-c", DUMP], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def settings_error(env, tmp_path) -> str:
+    result = run_python(["-c", DUMP], env, tmp_path)
+    assert result.returncode != 0, f"settings loaded but should have refused: {result.stdout}"
+    return result.stderr
+
+
+def test_nothing_configured_runs_on_the_embedded_defaults(tmp_path):
+    loaded = load_settings({}, tmp_path)
+    assert loaded["DEBUG"] is True
+    assert loaded["PRODUCTION"] is False
+    assert loaded["ENGINE"] == "django.db.backends.sqlite3"
+    assert loaded["BROKER"].startswith("filesystem://")
+    assert loaded["CACHE"].endswith("FileBasedCache")
+    assert loaded["EMAIL_BACKEND"] == "django_ses.SESBackend"
+    assert loaded["SES_EMULATOR"] is True
+    assert loaded["SES_ENDPOINT"] == "http://127.0.0.1:4579"
+    assert loaded["TIME_ZONE"] == "Asia/Seoul"
+    assert loaded["USE_TZ"] is True
+    # The embedded default keeps its state under VAR_DIR.
+    assert (tmp_path / "var" / "celery" / "queue").is_dir()
+
+
+def test_urls_switch_each_part_to_a_real_service(tmp_path):
+    loaded = load_settings(
+        {
+            "DATABASE_URL": "postgres://u@127.0.0.1:5432/dailyq",
+            "REDIS_URL": "redis://127.0.0.1:6379/3",
+            "AWS_SES_REGION_NAME": "eu-west-1",
+        },
+        tmp_path,
+    )
+    assert loaded["ENGINE"] == "django.db.backends.postgresql"
+    assert loaded["BROKER"] == "redis://127.0.0.1:6379/3"
+    assert loaded["CACHE"] == "django.core.cache.backends.redis.RedisCache"
+    assert loaded["SES_EMULATOR"] is False
+    assert loaded["SES_ENDPOINT"] is None  # boto3 picks the regional SES endpoint
+    assert loaded["SES_REGION"] == "eu-west-1"
+
+
+def test_celery_broker_url_overrides_redis_url_for_the_broker_only(tmp_path):
+    loaded = load_settings(
+        {"REDIS_URL": "redis://127.0.0.1:6379/3", "CELERY_BROKER_URL": "amqp://guest@127.0.0.1//"}, tmp_path
+    )
+    assert loaded["BROKER"] == "amqp://guest@127.0.0.1//"
+    assert loaded["CACHE"] == "django.core.cache.backends.redis.RedisCache"
+
+
+def test_production_is_valid_with_every_required_setting(tmp_path):
+    loaded = load_settings(PRODUCTION_ENV, tmp_path)
+    assert loaded["PRODUCTION"] is True
+    assert loaded["DEBUG"] is False
+    assert loaded["SES_EMULATOR"] is False
+
+
+def test_production_refuses_to_start_and_names_every_missing_setting(tmp_path):
+    error = settings_error({"DJANGO_ENV": "production"}, tmp_path)
+    for name in ["SECRET_KEY", "ALLOWED_HOSTS", "SITE_URL", "DATABASE_URL", "REDIS_URL", "AWS_SES_REGION_NAME"]:
+        assert name in error
+
+
+def test_debug_off_alone_means_production(tmp_path):
+    error = settings_error({"DEBUG": "false"}, tmp_path)
+    assert "SECRET_KEY" in error
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"DATABASE_URL": "sqlite:////tmp/x.sqlite3"}, "DATABASE_URL"),
+        ({"REDIS_URL": "", "CELERY_BROKER_URL": "filesystem://localhost//"}, "REDIS_URL or CELERY_BROKER_URL"),
+        ({"AWS_SES_REGION_NAME": ""}, "AWS_SES_REGION_NAME"),
+    ],
+)
+def test_production_refuses_embedded_stand_ins(tmp_path, override, named):
+    error = settings_error({**PRODUCTION_ENV, **override}, tmp_path)
+    assert named in error
+
+
+def test_production_refuses_debug_on(tmp_path):
+    error = settings_error({**PRODUCTION_ENV, "DEBUG": "true"}, tmp_path)
+    assert "DEBUG must be off" in error
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
+        ({"TRUSTED_PROXY_COUNT": "two"}, "TRUSTED_PROXY_COUNT='two' is not an integer"),
+        ({"DJANGO_ENV": "staging"}, "DJANGO_ENV='staging'"),
+        ({"SITE_URL": "dailyq.example.com"}, "must be an absolute http(s) URL"),
+    ],
+)
+def test_malformed_values_get_a_clear_error(tmp_path, env, message):
+    assert message in settings_error(env, tmp_path)
+
+
+def test_check_deploy_is_clean_in_production(tmp_path):
+    result = run_python(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], PRODUCTION_ENV, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_site_url_is_not_https(tmp_path):
+    env = {**PRODUCTION_ENV, "SITE_URL": "http://dailyq.example.com"}
+    result = run_python(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env, tmp_path)
+    assert result.returncode != 0
+    assert "dailyq.W001" in result.stdout + result.stderr
+
+
+def test_empty_values_count_as_unset(tmp_path):
+    loaded = load_settings({"DJANGO_ENV": "", "DEBUG": "", "DATABASE_URL": "", "SITE_URL": ""}, tmp_path)
+    assert loaded["PRODUCTION"] is False
+    assert loaded["ENGINE"] == "django.db.backends.sqlite3"
+    assert loaded["SITE_URL"] == "http://127.0.0.1:8000"
