@@ -271,6 +271,16 @@ AWS_SES_CONFIG = BotoConfig(
     retries={"max_attempts": 1, "mode": "standard"},
 )
 
+# --- Subscriptions ---------------------------------------------------------------------
+
+# A mailed code (and its confirm link) lives this long and allows this many
+# wrong tries; a new one can be asked for after the cooldown, a few per hour.
+VERIFICATION_CODE_TTL_SECONDS = env_int("VERIFICATION_CODE_TTL_SECONDS", 600)
+VERIFICATION_MAX_ATTEMPTS = env_int("VERIFICATION_MAX_ATTEMPTS", 5)
+VERIFICATION_RESEND_COOLDOWN_SECONDS = env_int("VERIFICATION_RESEND_COOLDOWN_SECONDS", 60)
+VERIFICATION_CODES_PER_ADDRESS_PER_HOUR = env_int("VERIFICATION_CODES_PER_ADDRESS_PER_HOUR", 5)
+VERIFICATION_CODES_PER_IP_PER_HOUR = env_int("VERIFICATION_CODES_PER_IP_PER_HOUR", 10)
+
 # --- Time ----------------------------------------------------------------------------
 
 # Send days and the 07:00 send are counted in Korean time.

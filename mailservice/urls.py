@@ -7,6 +7,7 @@ from mailservice import views
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("subscriptions.urls")),
 ]
 

@@ -6,4 +6,11 @@ app_name = "subscriptions"
 
 urlpatterns = [
     path("", views.landing, name="landing"),
+    path("subscribe/", views.subscribe, name="subscribe"),
+    path("verify/", views.verify, name="verify"),
+    path("verify/resend/", views.resend, name="resend"),
+    path("confirm/<str:token>/", views.confirm, name="confirm"),
+    path("manage/<str:token>/", views.manage, name="manage"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("privacy/", views.privacy, name="privacy"),
 ]

@@ -1,7 +1,187 @@
-from django.shortcuts import render
-from django.views.decorators.http import require_safe
+"""Public pages. Each view is a form, one service call, and a render or redirect.
+
+GET never changes anything: mail scanners open links. Confirm and
+unsubscribe links show a button; the POST acts.
+"""
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from mailservice.http import client_ip
+from mailservice.ratelimit import RateLimited
+from subscriptions import selectors, services, tokens
+from subscriptions.forms import CodeForm, PreferencesForm, SubscribeForm
+from subscriptions.models import Category, Subscriber
+
+PENDING_EMAIL = "subscriptions.pending_email"
+
+
+def _rate_limited(request, exc: RateLimited, *, message: str):
+    response = render(
+        request, "subscriptions/rate_limited.html", {"message": message, "retry_after": exc.retry_after}, status=429
+    )
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _bad_link(request):
+    return render(request, "subscriptions/bad_link.html", status=404)
 
 
 @require_safe
 def landing(request):
-    return render(request, "subscriptions/landing.html")
+    return render(request, "subscriptions/landing.html", {"form": SubscribeForm()})
+
+
+@require_safe
+def privacy(request):
+    return render(request, "subscriptions/privacy.html")
+
+
+@require_POST
+@never_cache
+def subscribe(request):
+    form = SubscribeForm(request.POST)
+    if not form.is_valid():
+        return render(request, "subscriptions/landing.html", {"form": form}, status=400)
+    try:
+        services.request_subscription(
+            email=form.cleaned_data["email"],
+            categories=form.cleaned_data["categories"],
+            frequency=form.cleaned_data["frequency"],
+            language=request.LANGUAGE_CODE,
+            client_ip=client_ip(request),
+        )
+    except RateLimited as exc:
+        return _rate_limited(request, exc, message=_("Too many codes were asked for. Please try again later."))
+    request.session[PENDING_EMAIL] = form.cleaned_data["email"]
+    return redirect("subscriptions:verify")
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+def verify(request):
+    email = request.session.get(PENDING_EMAIL)
+    if not email:
+        return redirect("subscriptions:landing")
+    form = CodeForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            subscriber = services.confirm_with_code(email=email, code=form.cleaned_data["code"])
+        except services.InvalidCode:
+            form.add_error(
+                "code", _("That code is wrong or has expired. Use the newest mail, or ask for a new code below.")
+            )
+        except RateLimited as exc:
+            return _rate_limited(request, exc, message=_("Too many wrong codes. Ask for a new code later."))
+        else:
+            del request.session[PENDING_EMAIL]
+            return _confirmed(request, subscriber)
+    status = 400 if form.errors else 200
+    return render(request, "subscriptions/verify.html", {"form": form, "email": email}, status=status)
+
+
+@require_POST
+@never_cache
+def resend(request):
+    email = request.session.get(PENDING_EMAIL)
+    if not email:
+        return redirect("subscriptions:landing")
+    try:
+        services.resend_verification(email=email, client_ip=client_ip(request))
+    except RateLimited as exc:
+        return _rate_limited(
+            request, exc, message=_("A new code can be sent in %(seconds)s seconds.") % {"seconds": exc.retry_after}
+        )
+    messages.success(request, _("A new code is on its way. Only the newest code works."))
+    return redirect("subscriptions:verify")
+
+
+def _confirmed(request, subscriber: Subscriber):
+    messages.success(request, _("You are subscribed. The first question arrives on the next send day at 07:00."))
+    return redirect(services.manage_url(subscriber))
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+def confirm(request, token):
+    try:
+        services.check_confirm_link(token=token)
+        if request.method == "POST":
+            return _confirmed(request, services.confirm_with_link(token=token))
+    except services.InvalidLink:
+        return render(request, "subscriptions/bad_link.html", {"expired_confirm": True}, status=404)
+    return render(request, "subscriptions/confirm.html")
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+def manage(request, token):
+    target = selectors.subscriber_for_token(purpose=tokens.Purpose.MANAGE, token=token)
+    if target is None:
+        return _bad_link(request)
+    subscriber = target.subscriber
+    active = selectors.active_categories(subscriber=subscriber)
+    form = PreferencesForm(initial={"categories": active, "frequency": subscriber.frequency})
+    if request.method == "POST" and subscriber.status == Subscriber.Status.ACTIVE:
+        action = request.POST.get("action")
+        if action == "save":
+            form = PreferencesForm(request.POST)
+            if form.is_valid():
+                services.update_preferences(
+                    subscriber=subscriber,
+                    categories=form.cleaned_data["categories"],
+                    frequency=form.cleaned_data["frequency"],
+                )
+                messages.success(request, _("Your settings are saved."))
+                return redirect(request.path)
+        elif action == "unsubscribe":
+            category = request.POST.get("category")
+            categories = [category] if category in Category.values else None
+            services.unsubscribe(subscriber=subscriber, categories=categories)
+            messages.success(request, _("You will not get these questions any more."))
+            return redirect(request.path)
+    return render(
+        request,
+        "subscriptions/manage.html",
+        {
+            "subscriber": subscriber,
+            "is_active": subscriber.status == Subscriber.Status.ACTIVE,
+            "active_categories": [(value, Category(value).label) for value in active],
+            "form": form,
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+# RFC 8058 one-click unsubscribe: mail clients POST "List-Unsubscribe=One-Click"
+# to the URL from the List-Unsubscribe header, with no cookie and no CSRF
+# token. The signed token in the URL is what authorises the request.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+@never_cache
+def unsubscribe(request, token):
+    target = selectors.subscriber_for_token(purpose=tokens.Purpose.UNSUBSCRIBE, token=token)
+    if target is None:
+        return _bad_link(request)
+    category = target.category if target.category in Category.values else None
+    context = {
+        "subscriber": target.subscriber,
+        "category_label": Category(category).label if category else None,
+        "manage_url": reverse(
+            "subscriptions:manage",
+            args=[tokens.make_token(tokens.Purpose.MANAGE, {"s": target.subscriber.id})],
+        ),
+    }
+    if request.method == "GET":
+        return render(request, "subscriptions/unsubscribe.html", context)
+    services.unsubscribe(subscriber=target.subscriber, categories=[category] if category else None)
+    if request.POST.get("List-Unsubscribe") == "One-Click":
+        return HttpResponse(_("Unsubscribed."), content_type="text/plain; charset=utf-8")
+    return render(request, "subscriptions/unsubscribed.html", context)

@@ -30,6 +30,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def isolated_cache(settings):
+    """A fresh cache namespace per test: rate limits and cooldowns never leak
+    from one test into the next, and nothing else in the cache is flushed."""
+    import uuid
+
+    caches = {name: dict(config) for name, config in settings.CACHES.items()}
+    caches["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = caches
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run Celery tasks in this process, at once, raising their errors.
+
+    For tests of services and views; the worker tests use real processes.
+    """
+    from mailservice.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+    app.conf.task_eager_propagates = False
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     url = os.environ.get("REDIS_URL")

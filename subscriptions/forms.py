@@ -1,0 +1,79 @@
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from subscriptions.models import Category, Frequency
+from subscriptions.services import normalize_email
+
+
+class EmailInput(forms.EmailInput):
+    def __init__(self):
+        super().__init__(
+            attrs={"autocomplete": "email", "inputmode": "email", "placeholder": "you@example.com", "autofocus": True}
+        )
+
+
+def clean_email_field(value: str) -> str:
+    try:
+        return normalize_email(value)
+    except ValidationError as exc:
+        raise ValidationError(exc.messages[0]) from None
+
+
+class SubscribeForm(forms.Form):
+    # Length is checked by normalize_email, with a clearer message than the
+    # browser's silent maxlength cut.
+    email = forms.CharField(label=_("Email"), widget=EmailInput(), max_length=1000)
+    categories = forms.MultipleChoiceField(
+        label=_("Categories"),
+        choices=Category.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[Category.BACKEND],
+        error_messages={"required": _("Choose at least one category.")},
+    )
+    frequency = forms.ChoiceField(
+        label=_("How often"), choices=Frequency.choices, widget=forms.RadioSelect, initial=Frequency.DAILY
+    )
+    consent = forms.BooleanField(
+        label=_("I agree to the privacy policy."),
+        error_messages={"required": _("Please agree to the privacy policy to subscribe.")},
+    )
+
+    def clean_email(self):
+        return clean_email_field(self.cleaned_data["email"])
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label=_("6-digit code"),
+        max_length=6,
+        min_length=6,
+        widget=forms.TextInput(
+            attrs={
+                "inputmode": "numeric",
+                "autocomplete": "one-time-code",
+                "pattern": "[0-9]{6}",
+                "autofocus": True,
+            }
+        ),
+        error_messages={
+            "min_length": _("The code has 6 digits."),
+            "max_length": _("The code has 6 digits."),
+        },
+    )
+
+    def clean_code(self):
+        code = self.cleaned_data["code"].strip()
+        if not code.isdigit():
+            raise ValidationError(_("The code has 6 digits."))
+        return code
+
+
+class PreferencesForm(forms.Form):
+    categories = forms.MultipleChoiceField(
+        label=_("Categories"),
+        choices=Category.choices,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": _("Choose at least one category, or unsubscribe below.")},
+    )
+    frequency = forms.ChoiceField(label=_("How often"), choices=Frequency.choices, widget=forms.RadioSelect)

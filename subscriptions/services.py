@@ -1,0 +1,413 @@
+"""Subscribing, confirming, changing and ending subscriptions.
+
+Every door (web pages, admin actions, the CSV import, Celery tasks) calls
+these functions. Two rules shape them:
+
+- No enumeration: what a visitor sees never depends on whether an address is
+  new, pending, active or unsubscribed. Only the mail, which reaches the
+  address's owner, differs.
+- Codes are secrets: a verification code is created by the worker that mails
+  it, stored only as an HMAC, and never passes through the broker.
+"""
+
+import hashlib
+import hmac
+import logging
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from mailer.emails import absolute_url, build_email
+from mailer.selectors import is_suppressed
+from mailservice import ratelimit
+from mailservice.ratelimit import Rate
+from subscriptions import tokens
+from subscriptions.models import Category, Frequency, Subscriber, Subscription, Verification
+
+logger = logging.getLogger(__name__)
+
+MAX_EMAIL_LENGTH = 254
+
+
+class InvalidCode(Exception):
+    """The code is wrong, expired or used up (one answer for all, on purpose)."""
+
+
+class InvalidLink(Exception):
+    """A confirm link that is forged, expired, used or replaced by a newer one."""
+
+
+# --- Input --------------------------------------------------------------------
+
+
+def normalize_email(value: str) -> str:
+    """Trimmed, with the domain lower-cased and in its IDNA (ASCII) form.
+
+    The local part keeps its case (it is the mailbox owner's), but addresses
+    are compared case-insensitively everywhere.
+    """
+    value = (value or "").strip()
+    if len(value) > MAX_EMAIL_LENGTH:
+        raise ValidationError(
+            _("An email address has at most %(max)d characters.") % {"max": MAX_EMAIL_LENGTH}, code="too_long"
+        )
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain:
+        raise ValidationError(_("Enter a valid email address."), code="invalid")
+    try:
+        domain = domain.lower().encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValidationError(_("Enter a valid email address."), code="invalid") from None
+    value = f"{local}@{domain}"
+    if len(value) > MAX_EMAIL_LENGTH:
+        raise ValidationError(
+            _("An email address has at most %(max)d characters.") % {"max": MAX_EMAIL_LENGTH}, code="too_long"
+        )
+    validate_email(value)
+    return value
+
+
+def _clean_choices(categories, frequency) -> tuple[list[str], str]:
+    chosen = sorted(set(categories or ()))
+    if not chosen or any(c not in Category.values for c in chosen):
+        raise ValidationError(_("Choose at least one category."), code="categories")
+    if frequency not in Frequency.values:
+        raise ValidationError(_("Choose daily or weekly mail."), code="frequency")
+    return chosen, frequency
+
+
+def _clean_language(language: str) -> str:
+    codes = [code for code, _name in settings.LANGUAGES]
+    return language if language in codes else settings.LANGUAGE_CODE
+
+
+# --- Limits -------------------------------------------------------------------
+
+
+def _limit_code_requests(*, email: str, client_ip: str | None) -> None:
+    """Raise RateLimited when another code may not be mailed yet.
+
+    Counted per address and per client IP, identically for known and unknown
+    addresses, in the shared cache.
+    """
+    if client_ip:
+        ratelimit.hit("codes-ip", client_ip, Rate(settings.VERIFICATION_CODES_PER_IP_PER_HOUR, 3600))
+    ratelimit.cooldown("code-cooldown", email.lower(), settings.VERIFICATION_RESEND_COOLDOWN_SECONDS)
+    ratelimit.hit("codes-address", email.lower(), Rate(settings.VERIFICATION_CODES_PER_ADDRESS_PER_HOUR, 3600))
+
+
+# --- Subscribing ----------------------------------------------------------------
+
+
+def request_subscription(
+    *, email: str, categories: list[str], frequency: str, language: str, client_ip: str | None = None
+) -> None:
+    """Handle the subscribe form: mail a code, or a manage link to an active subscriber.
+
+    Raises ValidationError for bad input and ratelimit.RateLimited when too
+    many codes were asked for; otherwise returns nothing, whatever the address.
+    """
+    email = normalize_email(email)
+    categories, frequency = _clean_choices(categories, frequency)
+    language = _clean_language(language)
+    _limit_code_requests(email=email, client_ip=client_ip)
+
+    with transaction.atomic():
+        subscriber, _created = Subscriber.objects.get_or_create(
+            email__iexact=email, defaults={"email": email, "language": language, "frequency": frequency}
+        )
+        if subscriber.status == Subscriber.Status.ACTIVE:
+            # A second subscription would be a surprise; the owner gets a way in instead.
+            _tasks().send_manage_link.delay_on_commit(subscriber_id=subscriber.id)
+            return
+        _open_verification(subscriber, categories=categories, frequency=frequency, language=language)
+
+
+def resend_verification(*, email: str, client_ip: str | None = None) -> None:
+    """Mail a fresh code for the newest pending request of `email`, if there is one.
+
+    Same limits and same silence as request_subscription.
+    """
+    email = normalize_email(email)
+    _limit_code_requests(email=email, client_ip=client_ip)
+    with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().filter(email__iexact=email).first()
+        if subscriber is None:
+            return
+        if subscriber.status == Subscriber.Status.ACTIVE:
+            _tasks().send_manage_link.delay_on_commit(subscriber_id=subscriber.id)
+            return
+        previous = subscriber.verifications.filter(confirmed_at__isnull=True).order_by("-created_at").first()
+        if previous is None:
+            return
+        _open_verification(
+            subscriber, categories=previous.categories, frequency=previous.frequency, language=previous.language
+        )
+
+
+def _open_verification(subscriber, *, categories, frequency, language) -> Verification:
+    subscriber.verifications.filter(confirmed_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    verification = Verification.objects.create(
+        subscriber=subscriber, categories=categories, frequency=frequency, language=language
+    )
+    _tasks().send_verification.delay_on_commit(verification_id=verification.id)
+    return verification
+
+
+def _tasks():
+    # The tasks module wraps these services, so it is imported when needed.
+    from subscriptions import tasks
+
+    return tasks
+
+
+# --- Codes ----------------------------------------------------------------------
+
+
+def _hash_code(verification_id: int, code: str) -> str:
+    key = settings.SECRET_KEY.encode()
+    return hmac.new(key, f"dailyq.verification:{verification_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _open_verifications():
+    return Verification.objects.filter(confirmed_at__isnull=True, revoked_at__isnull=True)
+
+
+def send_verification(*, verification_id: int) -> bool:
+    """Issue the code of one verification and mail it with a confirm link.
+
+    Runs on a worker. Safe to run twice: only the first run issues a code
+    (a conditional UPDATE); a later run finds it issued and sends nothing.
+    Returns whether a mail was sent.
+    """
+    verification = Verification.objects.select_related("subscriber").filter(id=verification_id).first()
+    if verification is None:
+        return False
+    email = verification.subscriber.email
+    if is_suppressed(email=email):
+        logger.info("verification %s not sent: address suppressed", verification_id)
+        _open_verifications().filter(id=verification_id).update(revoked_at=timezone.now())
+        return False
+
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    ttl = settings.VERIFICATION_CODE_TTL_SECONDS
+    issued = (
+        _open_verifications()
+        .filter(id=verification_id, code_hash="")
+        .update(code_hash=_hash_code(verification_id, code), expires_at=timezone.now() + timedelta(seconds=ttl))
+    )
+    if not issued:
+        return False
+
+    link = tokens.make_token(tokens.Purpose.CONFIRM, {"v": verification_id})
+    try:
+        build_email(
+            "verification",
+            to=email,
+            language=verification.language,
+            context={
+                "code": code,
+                "confirm_url": absolute_url(reverse("subscriptions:confirm", args=[link])),
+                "minutes": ttl // 60,
+            },
+        ).send()
+    except Exception:
+        # Not sent: take the code back so a retry of the task issues a new one.
+        Verification.objects.filter(id=verification_id).update(code_hash="", expires_at=None)
+        raise
+    return True
+
+
+def confirm_with_code(*, email: str, code: str) -> Subscriber:
+    """Confirm the newest pending request of `email` with its mailed code.
+
+    Raises InvalidCode for a wrong, expired or exhausted code, and
+    ratelimit.RateLimited after too many tries for the address, counted
+    for every address alike.
+    """
+    try:
+        email = normalize_email(email)
+    except ValidationError:
+        raise InvalidCode from None
+    ratelimit.hit(
+        "code-attempts",
+        email.lower(),
+        Rate(settings.VERIFICATION_MAX_ATTEMPTS, settings.VERIFICATION_CODE_TTL_SECONDS),
+    )
+    code = (code or "").strip()
+    with transaction.atomic():
+        verification = (
+            _open_verifications()
+            .select_for_update()
+            .filter(subscriber__email__iexact=email, expires_at__gt=timezone.now())
+            .exclude(code_hash="")
+            .order_by("-created_at")
+            .first()
+        )
+        if verification is not None and verification.attempts < settings.VERIFICATION_MAX_ATTEMPTS:
+            if (
+                code.isdigit()
+                and len(code) == 6
+                and hmac.compare_digest(_hash_code(verification.id, code), verification.code_hash)
+            ):
+                return _confirm(verification)
+            # A wrong try counts, and the code dies at the limit; raised only
+            # after this block so the count is committed.
+            verification.attempts += 1
+            verification.save(update_fields=["attempts"])
+    raise InvalidCode
+
+
+def check_confirm_link(*, token: str) -> Verification:
+    """The open verification a confirm link stands for, or InvalidLink."""
+    try:
+        payload = tokens.read_token(tokens.Purpose.CONFIRM, token, max_age=settings.VERIFICATION_CODE_TTL_SECONDS)
+    except tokens.BadToken:
+        raise InvalidLink from None
+    verification = (
+        _open_verifications().select_related("subscriber").filter(id=payload.get("v")).exclude(code_hash="").first()
+    )
+    if verification is None:
+        raise InvalidLink
+    return verification
+
+
+def confirm_with_link(*, token: str) -> Subscriber:
+    """Confirm through the link in the verification mail (after a button press: POST)."""
+    with transaction.atomic():
+        verification = check_confirm_link(token=token)
+        verification = _open_verifications().select_for_update().filter(id=verification.id).first()
+        if verification is None:
+            raise InvalidLink
+        return _confirm(verification)
+
+
+def _confirm(verification: Verification) -> Subscriber:
+    now = timezone.now()
+    subscriber = Subscriber.objects.select_for_update().get(id=verification.subscriber_id)
+    subscriber.status = Subscriber.Status.ACTIVE
+    subscriber.frequency = verification.frequency
+    subscriber.language = verification.language
+    subscriber.consented_at = verification.created_at
+    subscriber.confirmed_at = now
+    subscriber.unsubscribed_at = None
+    subscriber.save()
+    for category in verification.categories:
+        _activate(subscriber, category, now=now)
+    verification.confirmed_at = now
+    verification.save(update_fields=["confirmed_at"])
+    _open_verifications().filter(subscriber=subscriber).update(revoked_at=now)
+    ratelimit.reset("code-cooldown", subscriber.email.lower())
+    _tasks().send_welcome.delay_on_commit(subscriber_id=subscriber.id)
+    return subscriber
+
+
+def _activate(subscriber: Subscriber, category: str, *, now) -> Subscription:
+    subscription, created = Subscription.objects.get_or_create(
+        subscriber=subscriber, category=category, defaults={"is_active": True, "activated_at": now}
+    )
+    if not created and not subscription.is_active:
+        # Coming back continues the sequence where it stopped.
+        subscription.is_active = True
+        subscription.activated_at = now
+        subscription.deactivated_at = None
+        subscription.save(update_fields=["is_active", "activated_at", "deactivated_at"])
+    return subscription
+
+
+# --- Mails to subscribers ---------------------------------------------------------
+
+
+def manage_url(subscriber: Subscriber) -> str:
+    return absolute_url(
+        reverse("subscriptions:manage", args=[tokens.make_token(tokens.Purpose.MANAGE, {"s": subscriber.id})])
+    )
+
+
+def unsubscribe_url(subscriber: Subscriber, category: str | None = None) -> str:
+    payload = {"s": subscriber.id} if category is None else {"s": subscriber.id, "c": category}
+    return absolute_url(
+        reverse("subscriptions:unsubscribe", args=[tokens.make_token(tokens.Purpose.UNSUBSCRIBE, payload)])
+    )
+
+
+def _mail_subscriber(subscriber_id: int, template: str, *, only_if_active: bool = True) -> bool:
+    subscriber = Subscriber.objects.filter(id=subscriber_id).first()
+    if subscriber is None or (only_if_active and subscriber.status != Subscriber.Status.ACTIVE):
+        return False
+    if is_suppressed(email=subscriber.email):
+        return False
+    categories = list(
+        subscriber.subscriptions.filter(is_active=True).order_by("category").values_list("category", flat=True)
+    )
+    unsubscribe_link = unsubscribe_url(subscriber)
+    build_email(
+        template,
+        to=subscriber.email,
+        language=subscriber.language,
+        context={
+            "subscriber": subscriber,
+            "categories": [Category(c).label for c in categories],
+            "frequency": Frequency(subscriber.frequency).label,
+            "manage_url": manage_url(subscriber),
+            "unsubscribe_url": unsubscribe_link,
+        },
+        headers={"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+    ).send()
+    return True
+
+
+def send_welcome(*, subscriber_id: int) -> bool:
+    return _mail_subscriber(subscriber_id, "welcome")
+
+
+def send_manage_link(*, subscriber_id: int) -> bool:
+    return _mail_subscriber(subscriber_id, "manage_link")
+
+
+# --- Preferences and unsubscribing --------------------------------------------------
+
+
+def update_preferences(*, subscriber: Subscriber, categories: list[str], frequency: str) -> Subscriber:
+    """Set an active subscriber's categories and frequency (from the manage page)."""
+    categories, frequency = _clean_choices(categories, frequency)
+    now = timezone.now()
+    with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().get(id=subscriber.id)
+        if subscriber.status != Subscriber.Status.ACTIVE:
+            raise ValidationError(_("This subscription has ended; subscribe again on the front page."))
+        subscriber.frequency = frequency
+        subscriber.save(update_fields=["frequency", "updated_at"])
+        for category in categories:
+            _activate(subscriber, category, now=now)
+        subscriber.subscriptions.filter(is_active=True).exclude(category__in=categories).update(
+            is_active=False, deactivated_at=now
+        )
+    return subscriber
+
+
+def unsubscribe(*, subscriber: Subscriber, categories: list[str] | None = None) -> Subscriber:
+    """End the subscription to `categories` (all when None). Repeating it is harmless."""
+    now = timezone.now()
+    with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().get(id=subscriber.id)
+        subscriptions = subscriber.subscriptions.filter(is_active=True)
+        if categories is not None:
+            subscriptions = subscriptions.filter(category__in=categories)
+        subscriptions.update(is_active=False, deactivated_at=now)
+        if not subscriber.subscriptions.filter(is_active=True).exists() and (
+            subscriber.status == Subscriber.Status.ACTIVE
+        ):
+            subscriber.status = Subscriber.Status.UNSUBSCRIBED
+            subscriber.unsubscribed_at = now
+            subscriber.save(update_fields=["status", "unsubscribed_at", "updated_at"])
+    return subscriber

@@ -1,0 +1,319 @@
+"""The one email module: rendering, building, links.
+
+The tests render a small mail ("sample") written into a temporary template
+folder that is put in front of the project's templates, so they exercise the
+real base layout (templates/emails/base.html) without shipping test templates.
+"""
+
+import copy
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from mailer.emails import SUBJECT_MAX_LENGTH, absolute_url, build_email, render_email
+
+SAMPLE = {
+    "subject.txt": '{% load i18n %}{% translate "January" %}: {{ title }}\n',
+    "body.txt": (
+        '{% extends "emails/base.txt" %}{% load i18n %}{% block content %}'
+        "{% get_current_language as lang %}lang={{ lang }}\n"
+        "{{ title }}\n"
+        "{{ site_name }} {{ site_url }}\n"
+        "{% endblock %}"
+    ),
+    "body.html": (
+        '{% extends "emails/base.html" %}'
+        "{% block preheader %}{{ title }}{% endblock %}"
+        "{% block content %}"
+        "<h1>{{ title }}</h1>"
+        '<p class="button-row"><a class="button" href="{{ link }}">Read</a></p>'
+        '<p class="code">123456</p>'
+        "{% endblock %}"
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def sample_templates(tmp_path: Path, settings):
+    folder = tmp_path / "emails" / "sample"
+    folder.mkdir(parents=True)
+    for filename, source in SAMPLE.items():
+        (folder / filename).write_text(source, encoding="utf-8")
+    templates = copy.deepcopy(settings.TEMPLATES)
+    templates[0]["DIRS"] = [tmp_path, *templates[0]["DIRS"]]
+    # Assigning through the fixture sends setting_changed, which resets the template engines.
+    settings.TEMPLATES = templates
+    settings.SITE_URL = "https://dailyq.example"
+    settings.DEFAULT_FROM_EMAIL = "DailyQ <dailyq@dailyq.example>"
+
+
+def context(**overrides):
+    return {"title": "Caching", "link": "https://dailyq.example/q/1/", **overrides}
+
+
+class Elements(HTMLParser):
+    """Start tags of an HTML document as (tag, attributes) pairs."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+        self.style_blocks: list[str] = []
+        self._in_style = False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append((tag, dict(attrs)))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.style_blocks.append(data)
+
+    def with_class(self, name: str) -> list[dict[str, str | None]]:
+        return [attrs for _, attrs in self.found if name in (attrs.get("class") or "").split()]
+
+    def tags(self, tag: str) -> list[dict[str, str | None]]:
+        return [attrs for found, attrs in self.found if found == tag]
+
+
+def parts(message) -> dict[str, str]:
+    mime = message.message()
+    return {
+        part.get_content_type(): part.get_payload(decode=True).decode(part.get_content_charset())
+        for part in mime.walk()
+        if not part.is_multipart()
+    }
+
+
+# --- Subject -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("injected", ["\r\nBcc: x@y", "\nBcc: x@y", "\rBcc: x@y", "\u2028Bcc: x@y", "\x00Bcc: x@y"])
+def test_subject_stays_one_line_when_context_injects_a_header(injected):
+    rendered = render_email("sample", context(title=f"Hi{injected}"), language="en")
+
+    assert rendered.subject == "January: Hi Bcc: x@y"
+    assert not re.search(r"[\r\n\x00\u2028]", rendered.subject)
+
+
+def test_injected_header_in_subject_adds_no_header_or_recipient():
+    message = build_email("sample", to="reader@example.org", context=context(title="Hi\r\nBcc: x@y"), language="en")
+
+    mime = message.message()
+    assert mime["Bcc"] is None
+    assert message.recipients() == ["reader@example.org"]
+    assert "\n" not in mime["Subject"] and "\r" not in mime["Subject"]
+
+
+def test_long_subject_is_capped():
+    rendered = render_email("sample", context(title="x" * 1000), language="en")
+
+    assert len(rendered.subject) == SUBJECT_MAX_LENGTH
+    assert rendered.subject.startswith("January: xxx")
+    assert rendered.subject.endswith("…")
+
+
+# --- Text and HTML parts -----------------------------------------------------------------
+
+
+def test_text_part_keeps_markup_characters_while_html_part_escapes_them():
+    rendered = render_email("sample", context(title='Tom & Jerry <script>"'), language="en")
+
+    assert 'Tom & Jerry <script>"' in rendered.text
+    assert 'Tom & Jerry <script>"' in rendered.subject
+    assert "Tom &amp; Jerry &lt;script&gt;" in rendered.html
+    assert "<script" not in rendered.html
+
+
+def test_css_of_the_base_layout_is_inlined():
+    html = render_email("sample", context(), language="en").html
+    elements = Elements(html)
+
+    [button] = elements.with_class("button")
+    assert button["href"] == "https://dailyq.example/q/1/"
+    assert "background-color: #2563eb" in button["style"]
+    [code] = elements.with_class("code")
+    assert "font-size: 32px" in code["style"]
+    [body] = elements.tags("body")
+    assert "Apple SD Gothic Neo" in body["style"]
+    assert "Malgun Gothic" in body["style"]
+    assert "Noto Sans KR" in body["style"]
+
+
+def test_only_media_queries_stay_in_a_style_block_and_nothing_external_is_referenced():
+    elements = Elements(render_email("sample", context(), language="en").html)
+
+    css = "".join(elements.style_blocks)
+    assert "@media" in css
+    assert ".button" not in css.split("@media", 1)[0]
+    assert elements.tags("link") == []
+    assert elements.tags("script") == []
+    assert elements.tags("img") == []
+
+
+def test_html_uses_the_base_layout():
+    elements = Elements(render_email("sample", context(title="Caching"), language="en").html)
+
+    assert elements.tags("table")[0]["role"] == "presentation"
+    assert [attrs["content"] for attrs in elements.tags("meta") if attrs.get("name") == "viewport"]
+    assert any(attrs.get("charset") == "utf-8" for attrs in elements.tags("meta"))
+    [preheader] = elements.with_class("preheader")
+    assert "display: none" in preheader["style"]
+
+
+def test_default_footer_says_why_and_links_unsubscribe_when_given():
+    plain = render_email("sample", context(), language="en")
+    subscribed = render_email("sample", context(unsubscribe_url=absolute_url("/unsubscribe/abc/")), language="en")
+
+    assert "this address was entered on DailyQ" in plain.html
+    assert "this address was entered on DailyQ" in plain.text
+    assert "unsubscribe" not in plain.text.lower()
+    assert "you subscribed to DailyQ" in subscribed.html
+    assert 'href="https://dailyq.example/unsubscribe/abc/"' in subscribed.html
+    assert "https://dailyq.example/unsubscribe/abc/" in subscribed.text
+
+
+def test_site_url_and_name_are_in_every_context_and_callers_keys_win():
+    default = render_email("sample", context(), language="en")
+    overridden = render_email("sample", context(site_name="Other"), language="en")
+
+    assert "DailyQ https://dailyq.example" in default.text
+    assert "Other https://dailyq.example" in overridden.text
+
+
+# --- Language ------------------------------------------------------------------------
+
+
+def test_mail_is_rendered_in_the_given_language():
+    english = render_email("sample", context(), language="en")
+    korean = render_email("sample", context(), language="ko")
+
+    assert '<html lang="en">' in english.html
+    assert '<html lang="ko">' in korean.html
+    assert "lang=en" in english.text
+    assert "lang=ko" in korean.text
+    # "January" is in Django's own Korean catalog.
+    assert english.subject == "January: Caching"
+    assert korean.subject == "1월: Caching"
+
+
+def test_rendering_does_not_change_the_active_language():
+    from django.utils import translation
+
+    with translation.override("en"):
+        render_email("sample", context(), language="ko")
+        assert translation.get_language() == "en"
+
+
+def test_unsupported_language_is_refused():
+    with pytest.raises(ValueError, match="language"):
+        render_email("sample", context(), language="xx")
+
+
+# --- The message ---------------------------------------------------------------------
+
+
+def test_message_is_multipart_alternative_with_text_and_html():
+    message = build_email("sample", to="reader@example.org", context=context(title="A & B"), language="ko")
+
+    mime = message.message()
+    assert mime.get_content_type() == "multipart/alternative"
+    found = parts(message)
+    assert set(found) == {"text/plain", "text/html"}
+    assert "A & B" in found["text/plain"]
+    assert "A &amp; B" in found["text/html"]
+    assert mime["From"] == "DailyQ <dailyq@dailyq.example>"
+    assert mime["To"] == "reader@example.org"
+
+
+def test_headers_are_added_to_the_message():
+    message = build_email(
+        "sample",
+        to="reader@example.org",
+        context=context(),
+        language="en",
+        headers={"List-Unsubscribe": "<https://dailyq.example/u/abc/>", "X-DailyQ-Kind": "sample"},
+    )
+
+    mime = message.message()
+    assert mime["List-Unsubscribe"] == "<https://dailyq.example/u/abc/>"
+    assert mime["X-DailyQ-Kind"] == "sample"
+
+
+@pytest.mark.parametrize("value", ["a\r\nBcc: x@y", "a\nBcc: x@y", "a\rBcc: x@y"])
+def test_header_value_with_a_line_break_is_refused(value):
+    with pytest.raises(ValueError, match="X-Tag"):
+        build_email("sample", to="reader@example.org", context=context(), language="en", headers={"X-Tag": value})
+
+
+@pytest.mark.parametrize("name", ["Bcc", "to", "From", "Subject", "X Tag", "X-Tag:", "X-\nTag"])
+def test_reserved_or_malformed_header_names_are_refused(name):
+    with pytest.raises(ValueError):
+        build_email("sample", to="reader@example.org", context=context(), language="en", headers={name: "v"})
+
+
+@pytest.mark.parametrize("to", ["a@example.org, b@example.org", "a@example.org\r\nBcc: b@example.org", "nobody", ""])
+def test_message_goes_to_exactly_one_address(to):
+    with pytest.raises(ValueError):
+        build_email("sample", to=to, context=context(), language="en")
+
+
+def test_each_call_builds_a_new_message():
+    headers = {"X-Tag": "one"}
+    first = build_email("sample", to="a@example.org", context=context(), language="en", headers=headers)
+    second = build_email("sample", to="b@example.org", context=context(), language="en", headers=headers)
+
+    first.extra_headers["X-Tag"] = "changed"
+    assert second.extra_headers["X-Tag"] == "one"
+    assert headers == {"X-Tag": "one"}
+    assert first.to == ["a@example.org"]
+    assert second.to == ["b@example.org"]
+
+
+def test_built_message_is_sent_to_the_outbox(mailoutbox):
+    build_email("sample", to="reader@example.org", context=context(title="Caching"), language="ko").send()
+
+    [sent] = mailoutbox
+    assert sent.subject == "1월: Caching"
+    assert sent.to == ["reader@example.org"]
+    assert sent.from_email == "DailyQ <dailyq@dailyq.example>"
+    [(html, mimetype)] = sent.alternatives
+    assert mimetype == "text/html"
+    assert '<html lang="ko">' in html
+
+
+# --- Links -----------------------------------------------------------------------------
+
+
+def test_absolute_url_is_built_on_site_url(settings):
+    assert absolute_url("/manage/abc/") == "https://dailyq.example/manage/abc/"
+    assert absolute_url("/q/1/?utm=mail#answer") == "https://dailyq.example/q/1/?utm=mail#answer"
+
+    settings.SITE_URL = "http://127.0.0.1:8000/"
+    assert absolute_url("/manage/abc/") == "http://127.0.0.1:8000/manage/abc/"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "//evil.example",
+        "//evil.example/x",
+        "https://evil.example/x",
+        "http://dailyq.example/x",
+        "javascript:alert(1)",
+        "manage/abc/",
+        "evil.example/x",
+        "",
+        "/\\evil.example",
+        "/manage/\r\nabc/",
+        "/manage/ abc/",
+    ],
+)
+def test_absolute_url_refuses_anything_but_a_site_path(bad):
+    with pytest.raises(ValueError):
+        absolute_url(bad)
