@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 WEB_PORT ?= 8000
 
-.PHONY: run test lint format venv outbox clean
+.PHONY: run test lint format venv outbox clean messages
 
 venv: $(STAMP)
 
@@ -44,3 +44,10 @@ outbox: venv
 
 clean:
 	rm -rf $(VENV) var
+
+# Translations: refresh the Korean catalog after changing strings, translate
+# the new entries in locale/ko/LC_MESSAGES/django.po, then compile. The .mo is
+# committed, so a machine without gettext still serves Korean.
+messages: venv
+	$(BIN)/python manage.py makemessages -l ko -d django --ignore=.venv --ignore=var --ignore=tests --no-obsolete
+	$(BIN)/python manage.py compilemessages -l ko --ignore=.venv
