@@ -1,0 +1,223 @@
+import csv
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Max
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from mailer.services import suppress_address
+from subscriptions import services
+from subscriptions.models import Subscriber, Subscription, Verification
+
+IMPORT_SESSION_KEY = "subscriptions.admin.import_csv"
+IMPORT_MAX_BYTES = 2 * 1024 * 1024
+
+
+class SubscriptionInline(admin.TabularInline):
+    model = Subscription
+    extra = 0
+    fields = ("category", "is_active", "next_position", "activated_at", "deactivated_at", "last_sent_at")
+    readonly_fields = ("activated_at", "deactivated_at", "last_sent_at")
+
+
+def _csv_cell(value) -> str:
+    # A cell starting with = + - @ is a formula to spreadsheet programs; an
+    # email local part may start with any of them.
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("CSV file"),
+        help_text=_(
+            "UTF-8, first row naming the columns: email (required), categories "
+            "(backend, frontend, or both separated by ';'), frequency (daily or weekly), language (ko or en)."
+        ),
+    )
+
+
+class ConfirmImportForm(forms.Form):
+    already_consented = forms.BooleanField(
+        required=False,
+        label=_("These people already agreed to receive DailyQ; activate them without a verification mail."),
+    )
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin):
+    list_display = ("email", "status", "categories", "frequency", "language", "created_at", "confirmed_at", "last_mail")
+    list_filter = ("status", "frequency", "language", "subscriptions__category", "created_at", "confirmed_at")
+    search_fields = ("email",)
+    ordering = ("-created_at",)
+    date_hierarchy = "created_at"
+    inlines = [SubscriptionInline]
+    readonly_fields = ("consented_at", "confirmed_at", "unsubscribed_at", "created_at", "updated_at")
+    actions = ["resend_verification", "unsubscribe_all", "suppress", "export_csv"]
+    change_list_template = "admin/subscriptions/subscriber/change_list.html"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(last_mail_at=Max("subscriptions__last_sent_at"))
+            .prefetch_related("subscriptions")
+        )
+
+    @admin.display(description=_("categories"))
+    def categories(self, subscriber):
+        return ", ".join(s.get_category_display() for s in subscriber.subscriptions.all() if s.is_active) or "—"
+
+    @admin.display(description=_("last mail"), ordering="last_mail_at")
+    def last_mail(self, subscriber):
+        return subscriber.last_mail_at
+
+    @admin.action(description=_("Send a new verification mail"))
+    def resend_verification(self, request, queryset):
+        sent = sum(services.send_new_verification(subscriber=subscriber) for subscriber in queryset)
+        skipped = queryset.count() - sent
+        self.message_user(
+            request,
+            ngettext("%(n)d verification mail queued.", "%(n)d verification mails queued.", sent) % {"n": sent}
+            + (" " + _("%(n)d active subscribers skipped.") % {"n": skipped} if skipped else ""),
+        )
+
+    @admin.action(description=_("Unsubscribe from everything"))
+    def unsubscribe_all(self, request, queryset):
+        for subscriber in queryset:
+            services.unsubscribe(subscriber=subscriber)
+        self.message_user(request, _("%(n)d subscribers unsubscribed.") % {"n": queryset.count()})
+
+    @admin.action(description=_("Suppress: never mail these addresses"))
+    def suppress(self, request, queryset):
+        for subscriber in queryset:
+            suppress_address(email=subscriber.email, reason="admin", detail=f"by {request.user.get_username()}")
+        self.message_user(request, _("%(n)d addresses suppressed.") % {"n": queryset.count()})
+
+    @admin.action(description=_("Export as CSV"))
+    def export_csv(self, request, queryset):
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="dailyq-subscribers-{stamp}.csv"'
+        response.write("\ufeff")  # lets spreadsheet programs read UTF-8 (Korean) correctly
+        writer = csv.writer(response)
+        writer.writerow(
+            [
+                "email",
+                "status",
+                "categories",
+                "frequency",
+                "language",
+                "created_at",
+                "confirmed_at",
+                "unsubscribed_at",
+                "last_mail_at",
+            ]
+        )
+        for subscriber in queryset.order_by("id"):
+            writer.writerow(
+                _csv_cell(value)
+                for value in [
+                    subscriber.email,
+                    subscriber.status,
+                    ";".join(sorted(s.category for s in subscriber.subscriptions.all() if s.is_active)),
+                    subscriber.frequency,
+                    subscriber.language,
+                    subscriber.created_at.isoformat(),
+                    subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else "",
+                    subscriber.unsubscribed_at.isoformat() if subscriber.unsubscribed_at else "",
+                    subscriber.last_mail_at.isoformat() if subscriber.last_mail_at else "",
+                ]
+            )
+        return response
+
+    # --- CSV import: upload, preview, confirm ---
+
+    def get_urls(self):
+        return [
+            path("import/", self.admin_site.admin_view(self.import_view), name="subscriptions_subscriber_import"),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request):
+        if not self.has_add_permission(request):
+            return redirect("admin:index")
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Import subscribers")}
+        if request.method == "POST" and "apply" in request.POST:
+            return self._apply_import(request, context)
+        form = ImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            if upload.size > IMPORT_MAX_BYTES:
+                form.add_error("file", _("The file is larger than 2 MB."))
+            else:
+                try:
+                    text = upload.read().decode("utf-8")
+                except UnicodeDecodeError:
+                    form.add_error("file", _("The file is not UTF-8 text."))
+                else:
+                    plan = services.plan_subscriber_import(text)
+                    request.session[IMPORT_SESSION_KEY] = text
+                    context.update(plan=plan, confirm_form=ConfirmImportForm())
+                    return TemplateResponse(request, "admin/subscriptions/subscriber/import_preview.html", context)
+        context["form"] = form
+        return TemplateResponse(request, "admin/subscriptions/subscriber/import.html", context)
+
+    def _apply_import(self, request, context):
+        text = request.session.pop(IMPORT_SESSION_KEY, None)
+        if text is None:
+            self.message_user(request, _("Upload the file again: the preview has expired."), messages.WARNING)
+            return redirect("admin:subscriptions_subscriber_import")
+        form = ConfirmImportForm(request.POST)
+        form.is_valid()
+        plan = services.plan_subscriber_import(text)
+        report = services.import_subscribers(
+            plan=plan, already_consented=form.cleaned_data.get("already_consented", False)
+        )
+        self.message_user(
+            request,
+            _(
+                "Imported %(added)d subscribers (%(mails)d verification mails queued); "
+                "%(skipped)d skipped, %(duplicates)d duplicates and %(invalid)d invalid rows left out."
+            )
+            % {
+                "added": report.added,
+                "mails": report.verification_mails,
+                "skipped": report.skipped,
+                "duplicates": len(plan.duplicates),
+                "invalid": len(plan.invalid),
+            },
+        )
+        return redirect(reverse("admin:subscriptions_subscriber_changelist"))
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("subscriber", "category", "is_active", "next_position", "created_at", "last_sent_at")
+    list_filter = ("category", "is_active", "subscriber__frequency", "subscriber__status")
+    search_fields = ("subscriber__email",)
+    list_select_related = ("subscriber",)
+    raw_id_fields = ("subscriber",)
+    ordering = ("-created_at",)
+
+
+@admin.register(Verification)
+class VerificationAdmin(admin.ModelAdmin):
+    list_display = ("subscriber", "created_at", "expires_at", "attempts", "confirmed_at", "revoked_at")
+    list_filter = ("created_at",)
+    search_fields = ("subscriber__email",)
+    list_select_related = ("subscriber",)
+    # Codes are secrets and requests are history: read only.
+    fields = readonly_fields = [f.name for f in Verification._meta.fields if f.name != "code_hash"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
