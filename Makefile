@@ -19,6 +19,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 # honcho reads .env (if present) for every process, migrate included.
 run: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho run python manage.py migrate --noinput
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho run python manage.py load_starter_questions
 	@echo ""
 	@echo "DailyQ is starting (Ctrl-C stops everything):"
 	@echo "  site        http://127.0.0.1:$(WEB_PORT)/"

@@ -1,8 +1,21 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.validators import validate_email
+from django.db.models import Count, Q
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from mailer.models import Suppression
-from mailer.services import lift_suppression
+from mailer import selectors, services
+from mailer.dev_views import MAIL_HTML_POLICY
+from mailer.markdown import render_markdown
+from mailer.models import CategorySettings, Delivery, Question, SendRun, Suppression
+from subscriptions.models import Subscription
 
 
 @admin.register(Suppression)
@@ -16,5 +29,229 @@ class SuppressionAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Lift: allow mail to these addresses again"))
     def lift(self, request, queryset):
-        lifted = sum(lift_suppression(email=email) for email in queryset.values_list("email", flat=True).distinct())
+        lifted = sum(
+            services.lift_suppression(email=email) for email in queryset.values_list("email", flat=True).distinct()
+        )
         self.message_user(request, _("%(n)d suppressions lifted.") % {"n": lifted})
+
+
+class QuestionForm(forms.ModelForm):
+    move_to = forms.IntegerField(
+        label=_("position"),
+        min_value=1,
+        required=False,
+        help_text=_("Leave empty to add at the end. Changing it moves the question and shifts the others."),
+    )
+
+    class Meta:
+        model = Question
+        # The position is not edited as a model field: `move_to` is applied by move_question,
+        # which keeps (category, position) unique while the others shift.
+        fields = ["category", "title", "question_md", "answer_md", "is_published", "source_key"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["move_to"].initial = self.instance.position
+
+
+@admin.register(Question)
+class QuestionAdmin(admin.ModelAdmin):
+    form = QuestionForm
+    list_display = ("position", "title", "category", "is_published", "updated_at")
+    list_display_links = ("title",)
+    list_filter = ("category", "is_published")
+    search_fields = ("title", "source_key")
+    ordering = ("category", "position")
+    readonly_fields = ("preview",)
+    fields = ("category", "move_to", "title", "question_md", "answer_md", "is_published", "source_key", "preview")
+    actions = ["publish", "unpublish"]
+
+    @admin.display(description=_("preview"))
+    def preview(self, question):
+        if not question.pk:
+            return "—"
+        return format_html(
+            '<div class="dailyq-preview"><h3>{}</h3>{}<hr>{}</div>',
+            question.title,
+            render_markdown(question.question_md),
+            render_markdown(question.answer_md),
+        )
+
+    def save_model(self, request, obj, form, change):
+        wanted = form.cleaned_data.get("move_to")
+        if not change:
+            # New questions go to the end first, then move where asked.
+            last = Question.objects.filter(category=obj.category).order_by("-position").first()
+            obj.position = (last.position if last else 0) + 1
+            obj.save()
+        else:
+            current = Question.objects.get(pk=obj.pk).position
+            obj.position = current
+            obj.save()
+        if wanted and wanted != obj.position:
+            services.move_question(question=obj, position=wanted)
+
+    @admin.action(description=_("Publish"))
+    def publish(self, request, queryset):
+        queryset.update(is_published=True)
+
+    @admin.action(description=_("Unpublish (never sent, hidden from the site)"))
+    def unpublish(self, request, queryset):
+        queryset.update(is_published=False)
+
+
+@admin.register(CategorySettings)
+class CategorySettingsAdmin(admin.ModelAdmin):
+    list_display = ("category", "start_position")
+    list_editable = ("start_position",)
+
+
+class TestSendForm(forms.Form):
+    to = forms.CharField(label=_("Send a test to"), max_length=254)
+
+    def clean_to(self):
+        value = self.cleaned_data["to"].strip()
+        validate_email(value)
+        return value
+
+
+@admin.register(SendRun)
+class SendRunAdmin(admin.ModelAdmin):
+    list_display = ("day", "status", "total", "sent", "failed", "skipped", "started_at", "duration")
+    list_filter = ("status",)
+    date_hierarchy = "day"
+    readonly_fields = ("day", "cutoff", "status", "total", "created_at", "started_at", "finished_at", "report_sent_at")
+    actions = ["retry_failed"]
+    change_form_template = "admin/mailer/sendrun/change_form.html"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                sent_count=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.SENT)),
+                failed_count=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.FAILED)),
+                skipped_count=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.SKIPPED)),
+            )
+        )
+
+    @admin.display(description=_("sent"), ordering="sent_count")
+    def sent(self, run):
+        return run.sent_count
+
+    @admin.display(description=_("failed"), ordering="failed_count")
+    def failed(self, run):
+        return run.failed_count
+
+    @admin.display(description=_("skipped"), ordering="skipped_count")
+    def skipped(self, run):
+        return run.skipped_count
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # runs are history; the actions below are how to act on them
+
+    @admin.action(description=_("Retry the failed deliveries"))
+    def retry_failed(self, request, queryset):
+        retried = sum(services.retry_failed_deliveries(run=run) for run in queryset)
+        self.message_user(request, _("%(n)d failed deliveries queued again.") % {"n": retried})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        if run is not None:
+            progress = selectors.run_progress(run=run)
+            finished = run.total - progress["pending"] - progress["sending"]
+            extra_context = {
+                **(extra_context or {}),
+                "progress": progress,
+                "finished": finished,
+                "percent": 100 if not run.total else round(100 * finished / run.total),
+                "deliveries_url": reverse("admin:mailer_delivery_changelist") + f"?run__id__exact={run.id}",
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- Preview and test-send one subscription's mail ---
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("preview/<int:subscription_id>/", view(self.preview_view), name="mailer_preview"),
+            path(
+                "preview/<int:subscription_id>/html/",
+                view(xframe_options_sameorigin(self.preview_html_view)),
+                name="mailer_preview_html",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _preview_message(self, subscription_id):
+        subscription = get_object_or_404(Subscription.objects.select_related("subscriber"), pk=subscription_id)
+        day = timezone.localdate()
+        delivery = services.preview_delivery(subscription=subscription, day=day)
+        if not delivery.question_ids:
+            raise Http404("This category has no published questions.")
+        found = Question.objects.in_bulk(delivery.question_ids)
+        questions = [found[i] for i in delivery.question_ids]
+        return subscription, day, services.build_daily_email(delivery=delivery, questions=questions)
+
+    def preview_view(self, request, subscription_id):
+        if not self.has_view_permission(request):
+            raise Http404
+        subscription, day, message = self._preview_message(subscription_id)
+        form = TestSendForm(request.POST or None, initial={"to": request.user.email})
+        if request.method == "POST" and form.is_valid():
+            try:
+                message_id = services.send_test_mail(subscription=subscription, to=form.cleaned_data["to"], day=day)
+            except Exception as exc:  # shown to the admin, who can fix SES and try again
+                self.message_user(request, _("The test mail was not sent: %(error)s") % {"error": exc}, messages.ERROR)
+            else:
+                self.message_user(request, _("Test mail sent (SES message id %(id)s).") % {"id": message_id})
+            return redirect(request.path)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Today's mail for %(subscription)s") % {"subscription": subscription},
+            "opts": self.model._meta,
+            "subscription": subscription,
+            "day": day,
+            "message": message,
+            "headers": {**message.extra_headers, "Subject": message.subject, "To": ", ".join(message.to)},
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/mailer/preview.html", context)
+
+    def preview_html_view(self, request, subscription_id):
+        if not self.has_view_permission(request):
+            raise Http404
+        _subscription, _day, message = self._preview_message(subscription_id)
+        response = HttpResponse(message.alternatives[0][0], content_type="text/html; charset=utf-8")
+        response["Content-Security-Policy"] = MAIL_HTML_POLICY
+        return response
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ("run", "subscriber_email", "category", "status", "reason", "ses_message_id", "sent_at")
+    list_filter = ("status", "run", "subscription__category")
+    search_fields = ("subscription__subscriber__email", "ses_message_id")
+    list_select_related = ("run", "subscription__subscriber")
+    show_full_result_count = False
+
+    @admin.display(description=_("email"))
+    def subscriber_email(self, delivery):
+        return delivery.subscription.subscriber.email
+
+    @admin.display(description=_("category"))
+    def category(self, delivery):
+        return delivery.subscription.get_category_display()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

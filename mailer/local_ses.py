@@ -30,7 +30,7 @@ class OutboxMessage:
 
     @property
     def subject(self) -> str:
-        return str(self.mime.get("Subject", ""))
+        return str(self.mime.get("Subject", "")).strip()
 
     @property
     def sender(self) -> str:

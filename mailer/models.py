@@ -2,6 +2,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
+from subscriptions.models import Category
+
 
 class Suppression(models.Model):
     """An address DailyQ must not mail, verification mails included.
@@ -32,3 +34,112 @@ class Suppression(models.Model):
 
     def __str__(self):
         return f"{self.email} ({self.get_reason_display()})"
+
+
+class Question(models.Model):
+    """One interview question and its answer, at a position in its category's sequence."""
+
+    category = models.CharField(_("category"), max_length=16, choices=Category)
+    position = models.PositiveIntegerField(_("position"))
+    title = models.CharField(_("title"), max_length=300)
+    question_md = models.TextField(_("question details (Markdown)"), blank=True)
+    answer_md = models.TextField(_("answer (Markdown)"))
+    is_published = models.BooleanField(_("published"), default=True)
+    # Where the question came from ("starter:backend/001-http.md", an import path):
+    # re-importing the same source updates instead of duplicating.
+    source_key = models.CharField(_("source key"), max_length=300, unique=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("question")
+        verbose_name_plural = _("questions")
+        ordering = ["category", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["category", "position"], name="question_unique_position"),
+        ]
+
+    def __str__(self):
+        return f"[{self.get_category_display()} #{self.position}] {self.title}"
+
+
+class CategorySettings(models.Model):
+    """Per-category settings: where a new subscription starts in the sequence."""
+
+    category = models.CharField(_("category"), max_length=16, choices=Category, unique=True)
+    start_position = models.PositiveIntegerField(_("start position"), default=1)
+
+    class Meta:
+        verbose_name = _("category settings")
+        verbose_name_plural = _("category settings")
+
+    def __str__(self):
+        return self.get_category_display()
+
+
+class SendRun(models.Model):
+    """One send day: created once, however often it is triggered."""
+
+    class Status(models.TextChoices):
+        CREATED = "created", _("Created")
+        SENDING = "sending", _("Sending")
+        DONE = "done", _("Done")
+
+    day = models.DateField(_("send day"), unique=True)
+    # Subscriptions activated after this moment start on the next send day.
+    cutoff = models.DateTimeField(_("cut-off"))
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.CREATED)
+    total = models.PositiveIntegerField(_("deliveries"), default=0)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    report_sent_at = models.DateTimeField(_("report sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("send run")
+        verbose_name_plural = _("send runs")
+        ordering = ["-day"]
+
+    def __str__(self):
+        return f"{self.day:%Y-%m-%d}"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class Delivery(models.Model):
+    """One subscription's mail of one send day."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+
+    run = models.ForeignKey(SendRun, on_delete=models.CASCADE, related_name="deliveries")
+    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.CASCADE, related_name="deliveries")
+    # The question(s) this mail carries: one, or five for a weekly digest.
+    question_ids = models.JSONField(_("questions"), default=list)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PENDING)
+    reason = models.TextField(_("reason"), blank=True)
+    ses_message_id = models.CharField(_("SES message id"), max_length=200, blank=True, db_index=True)
+    # Set by the one worker whose conditional UPDATE moved the row from pending
+    # to sending; it then reads back exactly the rows it claimed.
+    claim = models.CharField(max_length=32, blank=True, db_index=True)
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        constraints = [
+            models.UniqueConstraint(fields=["run", "subscription"], name="delivery_once_per_run"),
+        ]
+        indexes = [models.Index(fields=["run", "status"])]
+
+    def __str__(self):
+        return f"{self.run} → {self.subscription_id} ({self.status})"

@@ -1,5 +1,82 @@
-from mailer.models import Suppression
+import bisect
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Count
+
+from mailer.models import CategorySettings, Delivery, Question, SendRun, Suppression
+from subscriptions.models import Category, Frequency, Subscriber, Subscription
 
 
 def is_suppressed(*, email: str) -> bool:
     return Suppression.objects.filter(email__iexact=email, lifted_at__isnull=True).exists()
+
+
+def start_position(*, category: str) -> int:
+    settings_row = CategorySettings.objects.filter(category=category).first()
+    return settings_row.start_position if settings_row else 1
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """A category's published questions in order, for picking the next ones."""
+
+    positions: list[int]
+    ids: list[int]
+
+    def next_after(self, next_position: int, count: int) -> list[tuple[int, int]]:
+        """`count` (position, id) pairs from `next_position` on, wrapping around."""
+        if not self.ids:
+            return []
+        index = bisect.bisect_left(self.positions, next_position)
+        picked = []
+        for step in range(min(count, len(self.ids))):
+            i = (index + step) % len(self.ids)
+            picked.append((self.positions[i], self.ids[i]))
+        return picked
+
+
+def question_sequences() -> dict[str, Sequence]:
+    sequences = {category: Sequence([], []) for category in Category.values}
+    rows = Question.objects.filter(is_published=True).order_by("category", "position")
+    for category, position, question_id in rows.values_list("category", "position", "id"):
+        sequences[category].positions.append(position)
+        sequences[category].ids.append(question_id)
+    return sequences
+
+
+def is_send_day(day: date) -> bool:
+    return day.weekday() < 5
+
+
+def due_subscriptions(*, day: date, cutoff):
+    """Active subscriptions that get mail on `day`: daily ones Monday to Friday,
+    weekly ones on Monday; only those active since before the cut-off."""
+    frequencies = [Frequency.DAILY] + ([Frequency.WEEKLY] if day.weekday() == 0 else [])
+    if not is_send_day(day):
+        frequencies = []
+    return Subscription.objects.filter(
+        is_active=True,
+        activated_at__lte=cutoff,
+        subscriber__status=Subscriber.Status.ACTIVE,
+        subscriber__frequency__in=frequencies,
+    )
+
+
+def run_progress(*, run: SendRun) -> dict[str, int]:
+    counts = dict(run.deliveries.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    return {status: counts.get(status, 0) for status in Delivery.Status.values}
+
+
+def received_questions(*, subscriber: Subscriber, limit: int = 200) -> list[Question]:
+    """Questions mailed to `subscriber`, newest first."""
+    question_ids = []
+    deliveries = (
+        Delivery.objects.filter(subscription__subscriber=subscriber, status=Delivery.Status.SENT)
+        .order_by("-sent_at")
+        .values_list("question_ids", flat=True)[:limit]
+    )
+    for ids in deliveries:
+        question_ids.extend(reversed(ids))
+    found = Question.objects.in_bulk(question_ids)
+    return [found[i] for i in dict.fromkeys(question_ids) if i in found]

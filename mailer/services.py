@@ -1,7 +1,25 @@
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Max
+from django.db.models.functions import Lower
+from django.urls import reverse
 from django.utils import timezone
 
-from mailer.models import Suppression
+from mailer import selectors
+from mailer.emails import absolute_url, build_email
+from mailer.markdown import render_markdown
+from mailer.models import Delivery, Question, SendRun, Suppression
+from mailer.question_files import FileProblem, read_question_folder
+from subscriptions.models import Category, Frequency, Subscription
+
+logger = logging.getLogger(__name__)
 
 
 def suppress_address(*, email: str, reason: str, detail: str = "") -> Suppression:
@@ -16,3 +34,404 @@ def suppress_address(*, email: str, reason: str, detail: str = "") -> Suppressio
 def lift_suppression(*, email: str) -> int:
     """Allow mail to `email` again; returns how many suppressions were lifted."""
     return Suppression.objects.filter(email__iexact=email, lifted_at__isnull=True).update(lifted_at=timezone.now())
+
+
+# --- Questions ---------------------------------------------------------------------
+
+STARTER_QUESTIONS_DIR = Path(__file__).resolve().parent / "starter_questions"
+
+
+@dataclass
+class QuestionImportReport:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[FileProblem] = field(default_factory=list)
+
+
+def import_questions(
+    *, path: Path, category: str, source: str | None = None, dry_run: bool = False, update: bool = True
+) -> QuestionImportReport:
+    """Add the questions of a folder to the end of `category`'s sequence.
+
+    Each file is known by its source key ("<source>:<path in folder>"), so a
+    second import of the same folder updates titles and texts instead of
+    adding copies; positions of known questions are left as they are (admins
+    reorder in the admin). Malformed files are reported and skipped. With
+    `dry_run` nothing is written; with `update=False` known questions are
+    left untouched.
+    """
+    if category not in Category.values:
+        raise ValueError(f"Unknown category {category!r}: use {' or '.join(Category.values)}")
+    path = Path(path)
+    source = source or f"{category}:{path.resolve().name}"
+    files, problems = read_question_folder(path)
+    report = QuestionImportReport(problems=problems)
+    with transaction.atomic():
+        existing = {q.source_key: q for q in Question.objects.select_for_update().filter(category=category)}
+        foreign = set(
+            Question.objects.exclude(category=category)
+            .filter(source_key__in=[f"{source}:{f.relative_path}" for f in files])
+            .values_list("source_key", flat=True)
+        )
+        next_position = (Question.objects.filter(category=category).aggregate(m=Max("position"))["m"] or 0) + 1
+        for item in files:
+            key = f"{source}:{item.relative_path}"
+            if key in foreign:
+                report.problems.append(FileProblem(item.relative_path, f"source key {key} belongs to another category"))
+                continue
+            fields = {"title": item.title, "question_md": item.question_md, "answer_md": item.answer_md}
+            question = existing.get(key)
+            if question is None:
+                if not dry_run:
+                    Question.objects.create(category=category, position=next_position, source_key=key, **fields)
+                next_position += 1
+                report.added.append(item.relative_path)
+            elif update and any(getattr(question, name) != value for name, value in fields.items()):
+                if not dry_run:
+                    Question.objects.filter(id=question.id).update(**fields, updated_at=timezone.now())
+                report.changed.append(item.relative_path)
+            else:
+                report.unchanged.append(item.relative_path)
+    return report
+
+
+def load_starter_questions() -> dict[str, QuestionImportReport]:
+    """Add the bundled starter bank; questions already there are never overwritten."""
+    return {
+        category: import_questions(
+            path=STARTER_QUESTIONS_DIR / category, category=category, source=f"starter:{category}", update=False
+        )
+        for category in Category.values
+        if (STARTER_QUESTIONS_DIR / category).is_dir()
+    }
+
+
+def move_question(*, question: Question, position: int) -> Question:
+    """Put `question` at `position` in its category, shifting the ones in between."""
+    if position < 1:
+        raise ValueError("Positions start at 1.")
+    with transaction.atomic():
+        siblings = list(
+            Question.objects.select_for_update().filter(category=question.category).order_by("position", "id")
+        )
+        ordered = [q for q in siblings if q.id != question.id]
+        moving = next(q for q in siblings if q.id == question.id)
+        ordered.insert(min(position, len(ordered) + 1) - 1, moving)
+        # Two steps, because (category, position) is unique at every moment.
+        offset = max(q.position for q in siblings) + len(siblings) + 1
+        Question.objects.filter(id__in=[q.id for q in siblings]).update(position=F("position") + offset)
+        for number, item in enumerate(ordered, start=1):
+            Question.objects.filter(id=item.id).update(position=number)
+    question.refresh_from_db()
+    return question
+
+
+# --- The daily send ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What a send day holds, without writing anything (`send_daily --dry-run`)."""
+
+    day: date
+    send_day: bool
+    due: dict[str, int]  # "daily/backend" -> count
+    without_questions: list[str]
+
+    @property
+    def total(self) -> int:
+        return sum(self.due.values())
+
+
+def send_cutoff(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time(settings.DAILY_SEND_HOUR, settings.DAILY_SEND_MINUTE)))
+
+
+def plan_daily_send(*, day: date) -> SendPlan:
+    due = selectors.due_subscriptions(day=day, cutoff=send_cutoff(day))
+    counts = {
+        f"{frequency}/{category}": n
+        for frequency, category, n in due.values_list("subscriber__frequency", "category")
+        .annotate(n=Count("id"))
+        .order_by("subscriber__frequency", "category")
+    }
+    sequences = selectors.question_sequences()
+    missing = sorted({key.split("/")[1] for key in counts} - {c for c, s in sequences.items() if s.ids})
+    return SendPlan(day=day, send_day=selectors.is_send_day(day), due=counts, without_questions=missing)
+
+
+def start_daily_send(*, day: date) -> SendRun | None:
+    """Create `day`'s run and its deliveries, then fan them out to the workers.
+
+    Safe to call any number of times, at once or in turn (beat and cron both
+    firing, an operator retrying): the run is unique per day, a delivery is
+    unique per run and subscription, and only the call that moves the run
+    from created to sending enqueues anything. Returns None on a day with no
+    send (Saturday, Sunday).
+    """
+    if not selectors.is_send_day(day):
+        return None
+    try:
+        with transaction.atomic():
+            run, _created = SendRun.objects.get_or_create(day=day, defaults={"cutoff": send_cutoff(day)})
+    except IntegrityError:  # a concurrent trigger created it first
+        run = SendRun.objects.get(day=day)
+
+    with transaction.atomic():
+        # One trigger at a time past this line; the others wait, then find it sending.
+        run = SendRun.objects.select_for_update().get(id=run.id)
+        if run.status != SendRun.Status.CREATED:
+            return run
+        total = _create_deliveries(run)
+        run.status = SendRun.Status.SENDING
+        run.started_at = timezone.now()
+        run.total = total
+        run.save(update_fields=["status", "started_at", "total"])
+        transaction.on_commit(lambda: enqueue_pending_deliveries(run_id=run.id))
+    logger.info("send run %s: %d deliveries", run.day, total)
+    # A run whose deliveries were all settled at creation (skipped) is done now.
+    finish_run_if_complete(run_id=run.id)
+    return run
+
+
+def _create_deliveries(run: SendRun) -> int:
+    """One delivery row per due subscription, with the question(s) it will carry."""
+    sequences = selectors.question_sequences()
+    due = (
+        selectors.due_subscriptions(day=run.day, cutoff=run.cutoff)
+        .values_list("id", "category", "next_position", "subscriber__frequency")
+        .order_by("id")
+    )
+    batch: list[Delivery] = []
+    created = 0
+    for subscription_id, category, next_position, frequency in due.iterator(chunk_size=5000):
+        count = settings.WEEKLY_DIGEST_SIZE if frequency == Frequency.WEEKLY else 1
+        picked = sequences[category].next_after(next_position, count)
+        delivery = Delivery(run=run, subscription_id=subscription_id, question_ids=[i for _p, i in picked])
+        if not picked:
+            delivery.status = Delivery.Status.SKIPPED
+            delivery.reason = "no published questions in this category"
+        batch.append(delivery)
+        if len(batch) >= 5000:
+            created += len(Delivery.objects.bulk_create(batch, ignore_conflicts=True))
+            batch = []
+    if batch:
+        created += len(Delivery.objects.bulk_create(batch, ignore_conflicts=True))
+    return Delivery.objects.filter(run=run).count()
+
+
+def enqueue_pending_deliveries(*, run_id: int) -> int:
+    """Send the run's pending deliveries to the workers in batches of ids."""
+    from mailer.tasks import send_delivery_batch as send_delivery_batch_task
+
+    ids = Delivery.objects.filter(run_id=run_id, status=Delivery.Status.PENDING).order_by("id")
+    size = settings.SEND_BATCH_SIZE
+    batches = 0
+    chunk: list[int] = []
+    for delivery_id in ids.values_list("id", flat=True).iterator(chunk_size=10_000):
+        chunk.append(delivery_id)
+        if len(chunk) == size:
+            send_delivery_batch_task.delay(ids=chunk)
+            batches += 1
+            chunk = []
+    if chunk:
+        send_delivery_batch_task.delay(ids=chunk)
+        batches += 1
+    return batches
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def send_delivery_batch(*, ids: list[int]) -> BatchResult:
+    """Claim, render and send a batch of deliveries; record how each ended.
+
+    Runs on a worker. A row is claimed by a conditional UPDATE (pending ->
+    sending, tagged with this call's claim), so two workers given the same
+    ids, or a redelivered task, never send a row twice. Each mail is a fresh
+    message sent over one SES connection for the whole batch. Outcomes and
+    cursor moves are written in bulk at the end.
+    """
+    claim = uuid.uuid4().hex
+    now = timezone.now()
+    claimed = Delivery.objects.filter(id__in=ids, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.SENDING, claim=claim, claimed_at=now
+    )
+    result = BatchResult(claimed=claimed)
+    if not claimed:
+        return result
+    deliveries = list(
+        Delivery.objects.filter(claim=claim, status=Delivery.Status.SENDING).select_related(
+            "run", "subscription__subscriber"
+        )
+    )
+    questions = Question.objects.in_bulk({qid for d in deliveries for qid in d.question_ids})
+    emails = {d.subscription.subscriber.email.lower() for d in deliveries}
+    suppressed = {
+        email.lower()
+        for email in Suppression.objects.filter(lifted_at__isnull=True)
+        .annotate(email_lower=Lower("email"))
+        .filter(email_lower__in=emails)
+        .values_list("email", flat=True)
+    }
+    moved: list[Subscription] = []
+    connection = get_connection()
+    connection.open()
+    try:
+        for delivery in deliveries:
+            _send_one(delivery, questions=questions, suppressed=suppressed, connection=connection, moved=moved)
+    finally:
+        connection.close()
+    for delivery in deliveries:
+        setattr(result, delivery.status, getattr(result, delivery.status) + 1)
+    with transaction.atomic():
+        Delivery.objects.bulk_update(deliveries, ["status", "reason", "ses_message_id", "sent_at"])
+        Subscription.objects.bulk_update(moved, ["next_position", "last_sent_at"])
+    finish_run_if_complete(run_id=deliveries[0].run_id)
+    return result
+
+
+def _send_one(delivery: Delivery, *, questions, suppressed, connection, moved) -> None:
+    subscription = delivery.subscription
+    subscriber = subscription.subscriber
+    if not subscription.is_active or subscriber.status != subscriber.Status.ACTIVE:
+        delivery.status, delivery.reason = Delivery.Status.SKIPPED, "unsubscribed before the send"
+        return
+    if subscriber.email.lower() in suppressed:
+        delivery.status, delivery.reason = Delivery.Status.SKIPPED, "address suppressed"
+        return
+    picked = [questions[qid] for qid in delivery.question_ids if qid in questions]
+    if not picked:
+        delivery.status, delivery.reason = Delivery.Status.SKIPPED, "questions were deleted"
+        return
+    try:
+        message = build_daily_email(delivery=delivery, questions=picked, connection=connection)
+        message.send()
+    except Exception as exc:  # recorded on the row; the batch goes on
+        logger.warning("delivery %s failed: %r", delivery.id, exc)
+        delivery.status, delivery.reason = Delivery.Status.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
+        return
+    delivery.status = Delivery.Status.SENT
+    delivery.reason = ""
+    delivery.ses_message_id = str(message.extra_headers.get("message_id", ""))
+    delivery.sent_at = timezone.now()
+    subscription.next_position = picked[-1].position + 1
+    subscription.last_sent_at = delivery.sent_at
+    moved.append(subscription)
+
+
+def build_daily_email(*, delivery: Delivery, questions: list[Question], connection=None):
+    """The day's mail of one delivery: its question(s), links and unsubscribe headers."""
+    from subscriptions.services import manage_url, unsubscribe_url
+
+    subscription = delivery.subscription
+    subscriber = subscription.subscriber
+    unsubscribe_link = unsubscribe_url(subscriber, subscription.category)
+    return build_email(
+        "daily_question",
+        to=subscriber.email,
+        language=subscriber.language,
+        connection=connection,
+        context={
+            "category": Category(subscription.category).label,
+            "weekly": len(questions) > 1,
+            "day": delivery.run.day,
+            "questions": [
+                {
+                    "title": q.title,
+                    "question_html": render_markdown(q.question_md) if q.question_md else "",
+                    "question_md": q.question_md,
+                    "url": absolute_url(reverse("mailer:question", args=[q.id])),
+                }
+                for q in questions
+            ],
+            "manage_url": manage_url(subscriber),
+            "unsubscribe_url": unsubscribe_link,
+        },
+        headers={"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+    )
+
+
+def finish_run_if_complete(*, run_id: int) -> bool:
+    """Mark the run done once no delivery is pending or sending; report once."""
+    if Delivery.objects.filter(run_id=run_id, status__in=[Delivery.Status.PENDING, Delivery.Status.SENDING]).exists():
+        return False
+    finished = SendRun.objects.filter(id=run_id, status=SendRun.Status.SENDING).update(
+        status=SendRun.Status.DONE, finished_at=timezone.now()
+    )
+    if finished:
+        from mailer.tasks import send_run_report as send_run_report_task
+
+        transaction.on_commit(lambda: send_run_report_task.delay(run_id=run_id))
+    return bool(finished)
+
+
+def retry_failed_deliveries(*, run: SendRun) -> int:
+    """Give a run's failed deliveries another go (an admin's action)."""
+    with transaction.atomic():
+        count = Delivery.objects.filter(run=run, status=Delivery.Status.FAILED).update(
+            status=Delivery.Status.PENDING, reason="", claim=""
+        )
+        if count:
+            SendRun.objects.filter(id=run.id).update(status=SendRun.Status.SENDING, finished_at=None)
+            transaction.on_commit(lambda: enqueue_pending_deliveries(run_id=run.id))
+    return count
+
+
+def send_run_report(*, run_id: int) -> bool:
+    """Mail ADMINS a short report of a finished run, once."""
+    if not settings.ADMINS:
+        return False
+    marked = SendRun.objects.filter(id=run_id, report_sent_at__isnull=True).update(report_sent_at=timezone.now())
+    if not marked:
+        return False
+    run = SendRun.objects.get(id=run_id)
+    progress = selectors.run_progress(run=run)
+    failures = list(
+        run.deliveries.filter(status=Delivery.Status.FAILED)
+        .values_list("reason")
+        .annotate(n=Count("id"))
+        .order_by("-n")[:5]
+    )
+    for _name, address in settings.ADMINS:
+        build_email(
+            "run_report",
+            to=address,
+            language="en",  # an operator's report, written in English
+            context={
+                "run": run,
+                "progress": progress,
+                "failures": failures,
+                "admin_url": absolute_url(reverse("admin:mailer_sendrun_change", args=[run.id])),
+            },
+        ).send()
+    return True
+
+
+def send_test_mail(*, subscription: Subscription, to: str, day: date) -> str:
+    """Send `subscription`'s mail of `day` to `to` (an admin's test send); returns the SES message id."""
+    delivery = preview_delivery(subscription=subscription, day=day)
+    questions = list(Question.objects.filter(id__in=delivery.question_ids))
+    questions.sort(key=lambda q: delivery.question_ids.index(q.id))
+    message = build_daily_email(delivery=delivery, questions=questions)
+    message.to = [to]
+    message.subject = f"[TEST] {message.subject}"
+    message.send()
+    return str(message.extra_headers.get("message_id", ""))
+
+
+def preview_delivery(*, subscription: Subscription, day: date) -> Delivery:
+    """An unsaved delivery holding what `subscription` would get on `day`."""
+    count = settings.WEEKLY_DIGEST_SIZE if subscription.subscriber.frequency == Frequency.WEEKLY else 1
+    picked = selectors.question_sequences()[subscription.category].next_after(subscription.next_position, count)
+    return Delivery(
+        run=SendRun(day=day, cutoff=send_cutoff(day)),
+        subscription=subscription,
+        question_ids=[i for _p, i in picked],
+    )

@@ -6,6 +6,7 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 from celery.signals import worker_ready
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailservice.settings")
 
@@ -14,6 +15,12 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
+    # Every send day at 07:00 Korean time (DAILY_SEND_HOUR/MINUTE in TIME_ZONE).
+    # Firing twice, or beside a cron `send_daily`, is harmless: one run per day.
+    "daily-send": {
+        "task": "mailer.tasks.start_daily_send",
+        "schedule": crontab(hour=settings.DAILY_SEND_HOUR, minute=settings.DAILY_SEND_MINUTE, day_of_week="mon-fri"),
+    },
     "heartbeat": {
         "task": "mailservice.tasks.record_heartbeat",
         "schedule": crontab(minute="*/5"),

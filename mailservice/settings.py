@@ -281,6 +281,16 @@ VERIFICATION_RESEND_COOLDOWN_SECONDS = env_int("VERIFICATION_RESEND_COOLDOWN_SEC
 VERIFICATION_CODES_PER_ADDRESS_PER_HOUR = env_int("VERIFICATION_CODES_PER_ADDRESS_PER_HOUR", 5)
 VERIFICATION_CODES_PER_IP_PER_HOUR = env_int("VERIFICATION_CODES_PER_IP_PER_HOUR", 10)
 
+# --- The daily send --------------------------------------------------------------------
+
+# Celery beat starts the daily send at this time (TIME_ZONE), Monday to Friday.
+DAILY_SEND_HOUR = env_int("DAILY_SEND_HOUR", 7)
+DAILY_SEND_MINUTE = env_int("DAILY_SEND_MINUTE", 0)
+# Deliveries per Celery task: small enough to spread over workers and to
+# lose little to a crash, large enough to amortise the queries per task.
+SEND_BATCH_SIZE = env_int("SEND_BATCH_SIZE", 100)
+WEEKLY_DIGEST_SIZE = 5
+
 # --- Time ----------------------------------------------------------------------------
 
 # Send days and the 07:00 send are counted in Korean time.

@@ -9,6 +9,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("subscriptions.urls")),
+    path("", include("mailer.urls")),
 ]
 
 if not settings.PRODUCTION:

@@ -8,6 +8,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -199,12 +200,17 @@ class SubscriberAdmin(admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ("subscriber", "category", "is_active", "next_position", "created_at", "last_sent_at")
+    list_display = ("subscriber", "category", "is_active", "next_position", "created_at", "last_sent_at", "preview")
     list_filter = ("category", "is_active", "subscriber__frequency", "subscriber__status")
     search_fields = ("subscriber__email",)
     list_select_related = ("subscriber",)
     raw_id_fields = ("subscriber",)
     ordering = ("-created_at",)
+
+    @admin.display(description=_("today's mail"))
+    def preview(self, subscription):
+        url = reverse("admin:mailer_preview", args=[subscription.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Preview / test-send"))
 
 
 @admin.register(Verification)

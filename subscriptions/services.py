@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mailer.emails import absolute_url, build_email
-from mailer.selectors import is_suppressed
+from mailer.selectors import is_suppressed, start_position
 from mailservice import ratelimit
 from mailservice.ratelimit import Rate
 from subscriptions import tokens
@@ -317,7 +317,9 @@ def _confirm(verification: Verification) -> Subscriber:
 
 def _activate(subscriber: Subscriber, category: str, *, now) -> Subscription:
     subscription, created = Subscription.objects.get_or_create(
-        subscriber=subscriber, category=category, defaults={"is_active": True, "activated_at": now}
+        subscriber=subscriber,
+        category=category,
+        defaults={"is_active": True, "activated_at": now, "next_position": start_position(category=category)},
     )
     if not created and not subscription.is_active:
         # Coming back continues the sequence where it stopped.

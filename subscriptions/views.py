@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from mailer.selectors import received_questions
 from mailservice.http import client_ip
 from mailservice.ratelimit import RateLimited
 from subscriptions import selectors, services, tokens
@@ -155,6 +156,7 @@ def manage(request, token):
             "is_active": subscriber.status == Subscriber.Status.ACTIVE,
             "active_categories": [(value, Category(value).label) for value in active],
             "form": form,
+            "received": received_questions(subscriber=subscriber),
         },
         status=400 if form.errors else 200,
     )

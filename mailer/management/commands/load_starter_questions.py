@@ -1,0 +1,16 @@
+from django.core.management.base import BaseCommand
+
+from mailer.services import load_starter_questions
+
+
+class Command(BaseCommand):
+    help = "Add DailyQ's bundled starter questions. Idempotent: questions already loaded are left as they are."
+
+    def handle(self, *args, **options):
+        for category, report in load_starter_questions().items():
+            self.stdout.write(
+                f"{category}: added {len(report.added)}, already there {len(report.unchanged)}, "
+                f"malformed {len(report.problems)}"
+            )
+            for problem in report.problems:
+                self.stderr.write(f"  ! {problem.relative_path}: {problem.message}")

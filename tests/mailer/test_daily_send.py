@@ -1,0 +1,288 @@
+"""The daily send, through its service and its command, with tasks run in-process.
+
+The end-to-end run on real Celery workers is in test_send_integration.py.
+"""
+
+import re
+import threading
+from datetime import date, timedelta
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from mailer import services
+from mailer.models import Delivery, SendRun
+from mailer.services import start_daily_send
+from subscriptions.models import Subscriber, Subscription
+from tests.factories import make_questions, make_subscriber
+
+MONDAY = date(2026, 11, 30)
+TUESDAY = MONDAY + timedelta(days=1)
+SATURDAY = MONDAY + timedelta(days=5)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _setup(eager_tasks, settings):
+    settings.SITE_URL = "https://dailyq.example"
+    settings.ADMINS = [("Ops", "ops@example.org")]
+    mail.outbox.clear()
+
+
+def mails_to(address):
+    return [m for m in mail.outbox if m.to == [address]]
+
+
+def test_each_due_subscription_gets_its_next_question_once():
+    make_questions("backend", 3)
+    make_questions("frontend", 3)
+    make_subscriber("a@example.org", categories=["backend"], next_position=2)
+    make_subscriber("b@example.org", categories=["backend", "frontend"])
+
+    run = start_daily_send(day=TUESDAY)
+
+    run.refresh_from_db()
+    assert run.status == SendRun.Status.DONE and run.total == 3
+    [a_mail] = mails_to("a@example.org")
+    assert a_mail.subject == "[DailyQ 백엔드] backend question 2"
+    assert sorted(m.subject for m in mails_to("b@example.org")) == [
+        "[DailyQ 백엔드] backend question 1",
+        "[DailyQ 프론트엔드] frontend question 1",
+    ]
+    assert Subscription.objects.get(subscriber__email="a@example.org").next_position == 3
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+
+    again = start_daily_send(day=TUESDAY)
+    assert again.id == run.id
+    assert len(mail.outbox) == 3 + 1  # three questions and the run report, nothing twice
+    assert Delivery.objects.count() == 3
+
+
+def test_weekly_subscribers_get_five_questions_on_monday_only():
+    make_questions("backend", 7)
+    make_subscriber("weekly@example.org", frequency="weekly", next_position=4)
+
+    start_daily_send(day=TUESDAY)
+    assert mails_to("weekly@example.org") == []
+
+    start_daily_send(day=MONDAY)
+    [digest] = mails_to("weekly@example.org")
+    # Positions 4..7 then wrap to 1: five questions in one mail.
+    for position in [4, 5, 6, 7, 1]:
+        assert f"backend question {position}" in digest.body
+    assert Subscription.objects.get().next_position == 2
+
+
+def test_cursor_wraps_around_when_the_questions_run_out():
+    make_questions("backend", 2)
+    make_subscriber("a@example.org", next_position=3)
+    start_daily_send(day=TUESDAY)
+    assert mails_to("a@example.org")[0].subject.endswith("backend question 1")
+    assert Subscription.objects.get().next_position == 2
+
+
+def test_unpublished_questions_are_passed_over():
+    make_questions("backend", 1)
+    make_questions("backend", 1, start=2, published=False)
+    make_questions("backend", 1, start=3)
+    make_subscriber("a@example.org", next_position=2)
+    start_daily_send(day=TUESDAY)
+    assert mails_to("a@example.org")[0].subject.endswith("backend question 3")
+
+
+def test_subscriptions_activated_after_the_cutoff_start_the_next_send_day():
+    make_questions("backend", 3)
+    cutoff = services.send_cutoff(TUESDAY)
+    make_subscriber("early@example.org", activated_at=cutoff - timedelta(minutes=1))
+    make_subscriber("late@example.org", activated_at=cutoff + timedelta(minutes=1))
+
+    start_daily_send(day=TUESDAY)
+    assert len(mails_to("early@example.org")) == 1 and mails_to("late@example.org") == []
+
+    start_daily_send(day=TUESDAY + timedelta(days=1))
+    assert len(mails_to("late@example.org")) == 1
+
+
+def test_weekends_send_nothing():
+    make_questions("backend", 1)
+    make_subscriber("a@example.org")
+    assert start_daily_send(day=SATURDAY) is None
+    assert not SendRun.objects.exists() and mail.outbox == []
+
+
+def test_category_without_questions_is_skipped_with_a_reason():
+    make_subscriber("a@example.org", categories=["frontend"])
+    start_daily_send(day=TUESDAY)
+    delivery = Delivery.objects.get()
+    assert delivery.status == "skipped" and "no published questions" in delivery.reason
+    assert SendRun.objects.get().status == SendRun.Status.DONE
+
+
+def test_unsubscribed_or_suppressed_before_the_batch_runs_are_skipped(monkeypatch):
+    from mailer.services import suppress_address
+
+    make_questions("backend", 2)
+    gone = make_subscriber("gone@example.org")
+    make_subscriber("bounced@example.org")
+    make_subscriber("ok@example.org")
+    # The run's deliveries are created, but no worker takes them yet...
+    monkeypatch.setattr(services, "enqueue_pending_deliveries", lambda *, run_id: 0)
+    run = start_daily_send(day=TUESDAY)
+    # ...and meanwhile one subscriber leaves and another address bounces.
+    Subscription.objects.filter(subscriber=gone).update(is_active=False)
+    suppress_address(email="BOUNCED@example.org", reason="bounce")
+
+    services.send_delivery_batch(ids=list(run.deliveries.values_list("id", flat=True)))
+
+    outcomes = dict(Delivery.objects.values_list("subscription__subscriber__email", "reason"))
+    assert outcomes["gone@example.org"] == "unsubscribed before the send"
+    assert outcomes["bounced@example.org"] == "address suppressed"
+    assert outcomes["ok@example.org"] == ""
+    assert [m.to for m in mail.outbox if "ops@" not in m.to[0]] == [["ok@example.org"]]
+    # Only what was sent moves its cursor.
+    assert dict(Subscription.objects.values_list("subscriber__email", "next_position")) == {
+        "gone@example.org": 1,
+        "bounced@example.org": 1,
+        "ok@example.org": 2,
+    }
+
+
+def test_a_batch_claimed_elsewhere_is_not_sent_again():
+    make_questions("backend", 1)
+    make_subscriber("a@example.org")
+    run = start_daily_send(day=TUESDAY)
+    ids = list(run.deliveries.values_list("id", flat=True))
+    result = services.send_delivery_batch(ids=ids)  # a redelivered task
+    assert result.claimed == 0
+    assert len(mails_to("a@example.org")) == 1
+
+
+def test_failures_are_recorded_and_retried_from_the_admin_service(ses, settings):
+    make_questions("backend", 2)
+    make_subscriber("a@example.org")
+    settings.ADMINS = []
+    settings.DEFAULT_FROM_EMAIL = "DailyQ <unverified@nowhere.example>"  # SES refuses this sender
+
+    run = start_daily_send(day=TUESDAY)
+
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed"
+    assert "MessageRejected" in delivery.reason
+    assert Subscription.objects.get().next_position == 1
+    run.refresh_from_db()
+    assert run.status == SendRun.Status.DONE
+
+    settings.DEFAULT_FROM_EMAIL = "DailyQ <dailyq@example.com>"
+    assert services.retry_failed_deliveries(run=run) == 1
+    delivery.refresh_from_db()
+    assert delivery.status == "sent" and delivery.ses_message_id
+    assert Subscription.objects.get().next_position == 2
+    assert [m.subject for m in ses.messages()] == ["[DailyQ 백엔드] backend question 1"]
+
+
+def test_the_mail_has_both_parts_absolute_links_and_one_click_unsubscribe(client):
+    make_questions("backend", 1)
+    make_subscriber("a@example.org", categories=["backend", "frontend"])
+    make_questions("frontend", 1)
+    start_daily_send(day=TUESDAY)
+    message = next(m for m in mails_to("a@example.org") if "백엔드" in m.subject)
+
+    html = message.alternatives[0][0]
+    assert message.body.strip() and "<" not in message.body.split("https://")[0]
+    assert "backend question 1" in message.body and "backend question 1" in html
+    links = re.findall(r'href="([^"]+)"', html)
+    assert links and all(re.match(r"https://dailyq\.example(/|$)", link) for link in links)
+    assert "style=" in html and "<script" not in html  # inlined CSS, no scripts
+
+    header = message.extra_headers["List-Unsubscribe"]
+    assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = re.fullmatch(r"<(https://dailyq\.example(/unsubscribe/[^>]+))>", header)
+    assert url and url.group(1) in message.body
+
+    response = client.__class__(enforce_csrf_checks=True).post(url.group(2), {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    # The backend mail unsubscribes from backend only.
+    assert dict(Subscription.objects.values_list("category", "is_active")) == {"backend": False, "frontend": True}
+    assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
+
+
+def test_answer_page_linked_from_the_mail_shows_the_answer(client):
+    [question] = make_questions("backend", 1)
+    make_subscriber("a@example.org")
+    start_daily_send(day=TUESDAY)
+    link = re.search(r"https://dailyq\.example(/questions/\d+/)", mails_to("a@example.org")[0].body).group(1)
+    page = client.get(link)
+    assert page.status_code == 200
+    assert question.answer_md in page.content.decode()
+
+
+def test_run_report_goes_to_admins_once():
+    make_questions("backend", 1)
+    make_subscriber("a@example.org")
+    run = start_daily_send(day=TUESDAY)
+    [report] = mails_to("ops@example.org")
+    assert "1 sent" in report.subject
+    assert services.send_run_report(run_id=run.id) is False
+
+
+def test_two_triggers_at_once_make_one_run(postgres):
+    make_questions("backend", 1)
+    for n in range(20):
+        make_subscriber(f"r{n}@example.org")
+    errors = []
+
+    def trigger():
+        try:
+            start_daily_send(day=TUESDAY)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=trigger) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert SendRun.objects.count() == 1
+    assert Delivery.objects.count() == 20
+    assert len([m for m in mail.outbox if m.to != ["ops@example.org"]]) == 20
+
+
+def test_send_daily_command_dry_run_reports_and_writes_nothing(capsys):
+    make_questions("backend", 1)
+    make_subscriber("a@example.org")
+    make_subscriber("w@example.org", frequency="weekly", categories=["frontend"])
+    call_command("send_daily", "--date", MONDAY.isoformat(), "--dry-run")
+    out = capsys.readouterr().out
+    assert "2 deliveries would be created" in out
+    assert "daily/backend: 1" in out and "weekly/frontend: 1" in out
+    assert "frontend has no published questions" in out
+    assert not SendRun.objects.exists() and mail.outbox == []
+
+
+def test_send_daily_command_waits_and_shows_progress(capsys):
+    make_questions("backend", 1)
+    make_subscriber("a@example.org")
+    call_command("send_daily", "--date", TUESDAY.isoformat(), "--wait")
+    out = capsys.readouterr().out
+    assert "1/1" in out and "sent 1" in out and "Done" in out
+    call_command("send_daily", "--date", SATURDAY.isoformat())
+    assert "not a send day" in capsys.readouterr().out
+
+
+def test_beat_task_sends_today_in_korean_time(settings):
+    from mailer.tasks import start_daily_send as start_daily_send_task
+
+    make_questions("backend", 1)
+    make_subscriber("a@example.org", activated_at=timezone.now() - timedelta(days=3))
+    result = start_daily_send_task.delay(day=TUESDAY.isoformat()).get()
+    assert SendRun.objects.get().id == result
+    assert reverse("admin:mailer_sendrun_change", args=[result])

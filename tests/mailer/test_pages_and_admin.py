@@ -1,0 +1,124 @@
+"""Question pages, the archive, and the admin for questions and send runs."""
+
+import re
+from datetime import date
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from mailer.models import Delivery, Question, SendRun
+from mailer.services import move_question, start_daily_send
+from subscriptions.services import manage_url
+from tests.factories import make_questions, make_subscriber
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TUESDAY = date(2026, 12, 1)
+
+
+def test_question_page_shows_the_rendered_answer_and_hides_unpublished(client):
+    [question] = make_questions("backend", 1)
+    question.answer_md = "### 핵심\n\n- **ACID**\n\n<script>alert(1)</script>"
+    question.save()
+    page = client.get(reverse("mailer:question", args=[question.pk])).content.decode()
+    assert "<strong>ACID</strong>" in page and "<script>alert" not in page
+
+    Question.objects.update(is_published=False)
+    assert client.get(reverse("mailer:question", args=[question.pk])).status_code == 404
+
+
+def test_archive_paginates_a_category(client):
+    make_questions("frontend", 45)
+    first = client.get(reverse("mailer:archive", args=["frontend"])).content.decode()
+    assert "frontend question 1<" in first and "frontend question 21<" not in first
+    third = client.get(reverse("mailer:archive", args=["frontend"]), {"page": 3}).content.decode()
+    assert "frontend question 41<" in third
+    assert client.get(reverse("mailer:archive", args=["cooking"])).status_code == 404
+
+
+def test_manage_page_lists_the_questions_received(client, eager_tasks):
+    make_questions("backend", 2)
+    subscriber = make_subscriber("a@example.org")
+    start_daily_send(day=TUESDAY)
+    path = manage_url(subscriber).split("://", 1)[1].split("/", 1)[1]
+    page = client.get("/" + path).content.decode()
+    assert "backend question 1" in page and "backend question 2" not in page
+
+
+def test_move_question_reorders_and_keeps_positions_unique():
+    questions = make_questions("backend", 4)
+    move_question(question=questions[3], position=1)
+    assert list(Question.objects.order_by("position").values_list("title", flat=True)) == [
+        "backend question 4",
+        "backend question 1",
+        "backend question 2",
+        "backend question 3",
+    ]
+    move_question(question=questions[3], position=99)
+    assert Question.objects.order_by("position").last().title == "backend question 4"
+
+
+def test_admin_question_form_previews_and_moves(admin_client):
+    questions = make_questions("backend", 3)
+    url = reverse("admin:mailer_question_change", args=[questions[2].pk])
+    page = admin_client.get(url).content.decode()
+    assert "dailyq-preview" in page and "<strong>topic 3</strong>" in page
+
+    data = {
+        "category": "backend",
+        "move_to": "1",
+        "title": "Moved",
+        "question_md": "",
+        "answer_md": "A.",
+        "is_published": "on",
+        "source_key": questions[2].source_key,
+    }
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Question.objects.get(position=1).title == "Moved"
+    assert Question.objects.count() == 3
+
+
+def test_admin_run_page_shows_progress_and_retries_failures(admin_client, eager_tasks):
+    make_questions("backend", 1)
+    make_subscriber("a@example.org")
+    run = start_daily_send(day=TUESDAY)
+    Delivery.objects.update(status="failed", reason="Throttling")
+    page = admin_client.get(reverse("admin:mailer_sendrun_change", args=[run.pk])).content.decode()
+    assert 'id="run-progress"' in page and "failed" in page
+
+    mail.outbox.clear()
+    admin_client.post(
+        reverse("admin:mailer_sendrun_changelist"), {"action": "retry_failed", "_selected_action": [run.pk]}
+    )
+    assert Delivery.objects.get().status == "sent"
+    assert SendRun.objects.get().status == "done"
+    assert [m.to for m in mail.outbox] == [["a@example.org"]]
+
+
+def test_admin_preview_and_test_send_of_todays_mail(admin_client, ses):
+    make_questions("backend", 2)
+    subscriber = make_subscriber("a@example.org", next_position=2)
+    subscription = subscriber.subscriptions.get()
+    url = reverse("admin:mailer_preview", args=[subscription.pk])
+
+    page = admin_client.get(url).content.decode()
+    assert "backend question 2" in page and "List-Unsubscribe" in page
+    html = admin_client.get(reverse("admin:mailer_preview_html", args=[subscription.pk]))
+    assert "backend question 2" in html.content.decode()
+    assert "default-src 'none'" in html["Content-Security-Policy"]
+
+    admin_client.post(url, {"to": "editor@example.org"})
+    [sent] = ses.messages()
+    assert sent.to == "editor@example.org" and sent.subject.startswith("[TEST]")
+    assert subscription.deliveries.count() == 0  # a test send is not a delivery
+
+    refused = admin_client.post(url, {"to": "nope\nBcc: x@example.org"})
+    assert refused.status_code == 200 and "errorlist" in refused.content.decode()
+    assert len(ses.messages()) == 1
+
+
+def test_subscription_admin_links_to_the_preview(admin_client):
+    make_subscriber("a@example.org")
+    page = admin_client.get(reverse("admin:subscriptions_subscription_changelist")).content.decode()
+    assert re.search(r'href="/admin/mailer/sendrun/preview/\d+/"', page)

@@ -1,0 +1,129 @@
+"""A whole send day on real parts: two Celery worker processes on Redis and
+PostgreSQL, started by `manage.py send_daily` as cron would, mailing through
+django-ses to the SES emulator."""
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from datetime import date
+
+import pytest
+from django.db import connection
+
+from mailer.models import Delivery, Question, SendRun
+from subscriptions.models import Subscription
+from tests.conftest import BASE_DIR
+from tests.factories import make_questions, make_subscriber
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+MONDAY = date(2026, 11, 30)  # daily and weekly subscriptions are both due
+
+
+@pytest.fixture
+def worker_env(postgres, redis_url, ses, settings):
+    database = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "REDIS_URL": redis_url,
+        "CELERY_QUEUE": f"test-send-{uuid.uuid4().hex[:8]}",
+        "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+        "AWS_SES_REGION_NAME": "us-east-1",
+        "AWS_SES_REGION_ENDPOINT_URL": ses.url,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "SITE_URL": "https://dailyq.example",
+        "ADMINS": "",
+    }
+
+
+@pytest.fixture
+def workers(worker_env):
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mailservice",
+                "worker",
+                "--concurrency=2",
+                "--loglevel=WARNING",
+                f"--hostname=send{n}@%h",
+            ],
+            cwd=BASE_DIR,
+            env=worker_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in range(2)
+    ]
+    yield processes
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def send_daily(env):
+    return subprocess.run(
+        [sys.executable, "manage.py", "send_daily", "--date", MONDAY.isoformat(), "--wait", "--timeout", "240"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_day_of_500_subscriptions_sends_each_exactly_once(worker_env, workers, ses):
+    backend = make_questions("backend", 12)
+    frontend = make_questions("frontend", 12)
+    by_category = {"backend": backend, "frontend": frontend}
+    expected = {}
+    for n in range(500):
+        category = "backend" if n % 2 else "frontend"
+        weekly = n % 10 == 0
+        start = n % 12 + 1
+        email = f"reader{n}@example.org"
+        make_subscriber(email, categories=[category], frequency="weekly" if weekly else "daily", next_position=start)
+        titles = [q.title for q in by_category[category]]
+        count = 5 if weekly else 1
+        expected[email] = [titles[(start - 1 + i) % 12] for i in range(count)]
+
+    result = send_daily(worker_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "500/500" in result.stdout and "Done" in result.stdout
+
+    received = ses.messages()
+    assert len(received) == 500
+    per_recipient = Counter(message.to for message in received)
+    assert set(per_recipient) == set(expected) and max(per_recipient.values()) == 1
+    for message in received:
+        for title in expected[message.to]:
+            assert title in message.text, (message.to, title)
+
+    assert SendRun.objects.get().status == SendRun.Status.DONE
+    assert Counter(Delivery.objects.values_list("status", flat=True)) == {"sent": 500}
+    assert Delivery.objects.filter(ses_message_id="").count() == 0
+    assert {m.id for m in received} == set(Delivery.objects.values_list("ses_message_id", flat=True))
+    # Cursors moved by one question (five for the weekly digests).
+    for subscription in Subscription.objects.select_related("subscriber"):
+        number = int(subscription.subscriber.email.removeprefix("reader").split("@")[0])
+        count = 5 if number % 10 == 0 else 1
+        last = Question.objects.get(category=subscription.category, title=expected[subscription.subscriber.email][-1])
+        assert subscription.next_position == last.position + 1, (number, count)
+
+    again = send_daily(worker_env)
+    assert again.returncode == 0, again.stderr
+    assert len(ses.messages()) == 500
+    assert Delivery.objects.count() == 500
