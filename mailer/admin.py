@@ -14,7 +14,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from mailer import selectors, services
 from mailer.dev_views import MAIL_HTML_POLICY
 from mailer.markdown import render_markdown
-from mailer.models import CategorySettings, Delivery, Question, SendRun, Suppression
+from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from subscriptions.models import Subscription
 
 
@@ -254,4 +254,37 @@ class DeliveryAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SendingState)
+class SendingStateAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "paused", "reason", "paused_at", "resumed_at")
+    readonly_fields = ("paused", "reason", "paused_at", "resumed_at")
+    actions = ["resume"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("Resume sending (after fixing the cause)"))
+    def resume(self, request, queryset):
+        runs = services.resume_sending()
+        self.message_user(request, _("Sending resumed; %(n)d runs continue.") % {"n": runs})
+
+
+@admin.register(SESEvent)
+class SESEventAdmin(admin.ModelAdmin):
+    list_display = ("received_at", "kind", "bounce_type", "email", "ses_message_id", "delivery")
+    list_filter = ("kind", "bounce_type", "received_at")
+    search_fields = ("email", "ses_message_id")
+    list_select_related = ("delivery",)
+    readonly_fields = [f.name for f in SESEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

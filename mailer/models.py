@@ -119,6 +119,14 @@ class Delivery(models.Model):
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
+        # Not sent this time (the 24-hour quota ran out): a retry or a later run sends it.
+        DEFERRED = "deferred", _("Deferred")
+
+    class Feedback(models.TextChoices):
+        NONE = "", _("None yet")
+        DELIVERED = "delivered", _("Delivered")
+        BOUNCED = "bounced", _("Bounced")
+        COMPLAINED = "complained", _("Complaint")
 
     run = models.ForeignKey(SendRun, on_delete=models.CASCADE, related_name="deliveries")
     subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.CASCADE, related_name="deliveries")
@@ -132,6 +140,9 @@ class Delivery(models.Model):
     claim = models.CharField(max_length=32, blank=True, db_index=True)
     claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    # What SES reported back about this mail (the webhook, by SES message id).
+    feedback = models.CharField(_("feedback"), max_length=16, choices=Feedback, blank=True, default="")
+    feedback_at = models.DateTimeField(_("feedback received"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("delivery")
@@ -139,7 +150,52 @@ class Delivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "subscription"], name="delivery_once_per_run"),
         ]
-        indexes = [models.Index(fields=["run", "status"])]
+        indexes = [models.Index(fields=["run", "status"]), models.Index(fields=["sent_at"])]
 
     def __str__(self):
         return f"{self.run} → {self.subscription_id} ({self.status})"
+
+
+class SendingState(models.Model):
+    """Whether the daily send may go on: one row, paused by the reputation
+    guard or by SES pausing the account, resumed by an admin."""
+
+    paused = models.BooleanField(_("paused"), default=False)
+    reason = models.TextField(_("reason"), blank=True)
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True)
+    resumed_at = models.DateTimeField(_("resumed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("sending state")
+        verbose_name_plural = _("sending state")
+
+    def __str__(self):
+        return str(_("Paused") if self.paused else _("Sending"))
+
+
+class SESEvent(models.Model):
+    """One event SES reported through SNS (bounce, complaint, delivery)."""
+
+    class Kind(models.TextChoices):
+        BOUNCE = "bounce", _("Bounce")
+        COMPLAINT = "complaint", _("Complaint")
+        DELIVERY = "delivery", _("Delivery")
+
+    # SNS delivers at least once: its message id makes a repeat harmless.
+    sns_message_id = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind)
+    bounce_type = models.CharField(_("bounce type"), max_length=32, blank=True)
+    email = models.EmailField(_("email"), max_length=254, blank=True)
+    ses_message_id = models.CharField(_("SES message id"), max_length=200, blank=True, db_index=True)
+    delivery = models.ForeignKey(Delivery, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
+    payload = models.JSONField(_("payload"))
+    received_at = models.DateTimeField(_("received"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("SES event")
+        verbose_name_plural = _("SES events")
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["email", "-received_at"])]
+
+    def __str__(self):
+        return f"{self.kind} {self.email}"

@@ -4,7 +4,7 @@ from datetime import date
 
 from django.db.models import Count
 
-from mailer.models import CategorySettings, Delivery, Question, SendRun, Suppression
+from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, Suppression
 from subscriptions.models import Category, Frequency, Subscriber, Subscription
 
 
@@ -80,3 +80,7 @@ def received_questions(*, subscriber: Subscriber, limit: int = 200) -> list[Ques
         question_ids.extend(reversed(ids))
     found = Question.objects.in_bulk(question_ids)
     return [found[i] for i in dict.fromkeys(question_ids) if i in found]
+
+
+def sending_paused() -> bool:
+    return SendingState.objects.filter(id=1, paused=True).exists()

@@ -12,11 +12,12 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
-from mailer import selectors
+from mailer import pacing, selectors
 from mailer.emails import absolute_url, build_email
 from mailer.markdown import render_markdown
-from mailer.models import Delivery, Question, SendRun, Suppression
+from mailer.models import Delivery, Question, SendingState, SendRun, Suppression
 from mailer.question_files import FileProblem, read_question_folder
+from mailer.ses import SendFailed, SendOutcome, account_status, allowed_recipients, send_message
 from subscriptions.models import Category, Frequency, Subscription
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ def start_daily_send(*, day: date) -> SendRun | None:
         if run.status != SendRun.Status.CREATED:
             return run
         total = _create_deliveries(run)
+        _cap_at_quota(run)
         run.status = SendRun.Status.SENDING
         run.started_at = timezone.now()
         run.total = total
@@ -221,6 +223,26 @@ def _create_deliveries(run: SendRun) -> int:
     return Delivery.objects.filter(run=run).count()
 
 
+def _cap_at_quota(run: SendRun) -> int:
+    """Defer the deliveries beyond what is left of SES's 24-hour quota.
+
+    They are never pushed into SES to fail; the admin's retry (or the next
+    day's run, which picks up the same questions) sends them later.
+    """
+    if not settings.SES_QUOTA_CAP:
+        return 0
+    remaining = account_status(refresh=True).remaining_24_hours
+    pending = Delivery.objects.filter(run=run, status=Delivery.Status.PENDING).order_by("id")
+    over = list(pending.values_list("id", flat=True)[remaining:])
+    if over:
+        logger.warning("send run %s: %d deliveries deferred, quota left %d", run.day, len(over), remaining)
+        for start in range(0, len(over), 5000):
+            Delivery.objects.filter(id__in=over[start : start + 5000]).update(
+                status=Delivery.Status.DEFERRED, reason=QUOTA_REASON
+            )
+    return len(over)
+
+
 def enqueue_pending_deliveries(*, run_id: int) -> int:
     """Send the run's pending deliveries to the workers in batches of ids."""
     from mailer.tasks import send_delivery_batch as send_delivery_batch_task
@@ -255,13 +277,15 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     Runs on a worker. A row is claimed by a conditional UPDATE (pending ->
     sending, tagged with this call's claim), so two workers given the same
     ids, or a redelivered task, never send a row twice. Each mail is a fresh
-    message sent over one SES connection for the whole batch. Outcomes and
-    cursor moves are written in bulk at the end.
+    message sent over one SES connection for the whole batch, paced by the
+    shared limiter. Outcomes and cursor moves are written in bulk at the end.
+    While sending is paused nothing is claimed: the rows wait for a resume.
     """
+    if selectors.sending_paused():
+        return BatchResult()
     claim = uuid.uuid4().hex
-    now = timezone.now()
     claimed = Delivery.objects.filter(id__in=ids, status=Delivery.Status.PENDING).update(
-        status=Delivery.Status.SENDING, claim=claim, claimed_at=now
+        status=Delivery.Status.SENDING, claim=claim, claimed_at=timezone.now()
     )
     result = BatchResult(claimed=claimed)
     if not claimed:
@@ -272,51 +296,99 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
         )
     )
     questions = Question.objects.in_bulk({qid for d in deliveries for qid in d.question_ids})
-    emails = {d.subscription.subscriber.email.lower() for d in deliveries}
+    emails = sorted({d.subscription.subscriber.email for d in deliveries})
     suppressed = {
         email.lower()
         for email in Suppression.objects.filter(lifted_at__isnull=True)
         .annotate(email_lower=Lower("email"))
-        .filter(email_lower__in=emails)
+        .filter(email_lower__in=[e.lower() for e in emails])
         .values_list("email", flat=True)
     }
     moved: list[Subscription] = []
+    stop: SendOutcome | None = None
     connection = get_connection()
-    connection.open()
     try:
+        allowed = allowed_recipients(emails)
+        connection.open()
         for delivery in deliveries:
-            _send_one(delivery, questions=questions, suppressed=suppressed, connection=connection, moved=moved)
+            if stop is SendOutcome.QUOTA:
+                delivery.status, delivery.reason = Delivery.Status.DEFERRED, QUOTA_REASON
+                continue
+            if stop is SendOutcome.PAUSED:
+                delivery.status = Delivery.Status.PENDING
+                continue
+            stop = _send_one(
+                delivery,
+                questions=questions,
+                suppressed=suppressed,
+                allowed=allowed,
+                connection=connection,
+                moved=moved,
+            )
+    except Exception:
+        # Nothing was sent for the rows not yet handled: give them back.
+        for delivery in deliveries:
+            if delivery.status == Delivery.Status.SENDING:
+                delivery.status = Delivery.Status.PENDING
+        raise
     finally:
         connection.close()
+        with transaction.atomic():
+            Delivery.objects.bulk_update(deliveries, ["status", "reason", "ses_message_id", "sent_at"])
+            Subscription.objects.bulk_update(moved, ["next_position", "last_sent_at"])
     for delivery in deliveries:
-        setattr(result, delivery.status, getattr(result, delivery.status) + 1)
-    with transaction.atomic():
-        Delivery.objects.bulk_update(deliveries, ["status", "reason", "ses_message_id", "sent_at"])
-        Subscription.objects.bulk_update(moved, ["next_position", "last_sent_at"])
-    finish_run_if_complete(run_id=deliveries[0].run_id)
+        if delivery.status in {"sent", "failed", "skipped"}:
+            setattr(result, delivery.status, getattr(result, delivery.status) + 1)
+    run_id = deliveries[0].run_id
+    if stop is SendOutcome.QUOTA:
+        defer_pending_deliveries(run_id=run_id, reason=QUOTA_REASON)
+    elif stop is SendOutcome.PAUSED:
+        pause_sending(reason="SES paused sending for this account")
+    finish_run_if_complete(run_id=run_id)
     return result
 
 
-def _send_one(delivery: Delivery, *, questions, suppressed, connection, moved) -> None:
+QUOTA_REASON = "SES 24-hour quota reached"
+
+
+def _send_one(delivery: Delivery, *, questions, suppressed, allowed, connection, moved) -> SendOutcome | None:
+    """Send one delivery and set its outcome; returns QUOTA or PAUSED when the batch must stop."""
     subscription = delivery.subscription
     subscriber = subscription.subscriber
     if not subscription.is_active or subscriber.status != subscriber.Status.ACTIVE:
         delivery.status, delivery.reason = Delivery.Status.SKIPPED, "unsubscribed before the send"
-        return
+        return None
     if subscriber.email.lower() in suppressed:
         delivery.status, delivery.reason = Delivery.Status.SKIPPED, "address suppressed"
-        return
+        return None
+    if subscriber.email not in allowed:
+        delivery.status, delivery.reason = Delivery.Status.SKIPPED, "sandbox: recipient not verified"
+        return None
     picked = [questions[qid] for qid in delivery.question_ids if qid in questions]
     if not picked:
         delivery.status, delivery.reason = Delivery.Status.SKIPPED, "questions were deleted"
-        return
+        return None
     try:
-        message = build_daily_email(delivery=delivery, questions=picked, connection=connection)
-        message.send()
-    except Exception as exc:  # recorded on the row; the batch goes on
-        logger.warning("delivery %s failed: %r", delivery.id, exc)
+        message = send_message(
+            lambda: build_daily_email(delivery=delivery, questions=picked, connection=connection),
+            priority=pacing.BULK,
+        )
+    except SendFailed as exc:
+        logger.warning("delivery %s not sent (%s): %s", delivery.id, exc.outcome, exc.reason)
+        if exc.outcome is SendOutcome.QUOTA:
+            delivery.status, delivery.reason = Delivery.Status.DEFERRED, QUOTA_REASON
+            return SendOutcome.QUOTA
+        if exc.outcome is SendOutcome.PAUSED:
+            delivery.status = Delivery.Status.PENDING
+            return SendOutcome.PAUSED
+        delivery.status, delivery.reason = Delivery.Status.FAILED, exc.reason
+        if exc.outcome is SendOutcome.UNKNOWN:
+            delivery.reason = f"fate unknown, not resent automatically: {exc.reason}"[:1000]
+        return None
+    except Exception as exc:  # rendering or a bug: recorded on the row; the batch goes on
+        logger.exception("delivery %s failed", delivery.id)
         delivery.status, delivery.reason = Delivery.Status.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
-        return
+        return None
     delivery.status = Delivery.Status.SENT
     delivery.reason = ""
     delivery.ses_message_id = str(message.extra_headers.get("message_id", ""))
@@ -324,6 +396,13 @@ def _send_one(delivery: Delivery, *, questions, suppressed, connection, moved) -
     subscription.next_position = picked[-1].position + 1
     subscription.last_sent_at = delivery.sent_at
     moved.append(subscription)
+    return None
+
+
+def defer_pending_deliveries(*, run_id: int, reason: str) -> int:
+    return Delivery.objects.filter(run_id=run_id, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.DEFERRED, reason=reason
+    )
 
 
 def build_daily_email(*, delivery: Delivery, questions: list[Question], connection=None):
@@ -373,9 +452,13 @@ def finish_run_if_complete(*, run_id: int) -> bool:
 
 
 def retry_failed_deliveries(*, run: SendRun) -> int:
-    """Give a run's failed deliveries another go (an admin's action)."""
+    """Give a run's failed and deferred deliveries another go (an admin's action).
+
+    A delivery whose fate is unknown (SES may have accepted it) is among the
+    failed ones; the admin decides, knowing that.
+    """
     with transaction.atomic():
-        count = Delivery.objects.filter(run=run, status=Delivery.Status.FAILED).update(
+        count = Delivery.objects.filter(run=run, status__in=[Delivery.Status.FAILED, Delivery.Status.DEFERRED]).update(
             status=Delivery.Status.PENDING, reason="", claim=""
         )
         if count:
@@ -399,18 +482,15 @@ def send_run_report(*, run_id: int) -> bool:
         .annotate(n=Count("id"))
         .order_by("-n")[:5]
     )
+    context = {
+        "run": run,
+        "progress": progress,
+        "failures": failures,
+        "admin_url": absolute_url(reverse("admin:mailer_sendrun_change", args=[run.id])),
+    }
     for _name, address in settings.ADMINS:
-        build_email(
-            "run_report",
-            to=address,
-            language="en",  # an operator's report, written in English
-            context={
-                "run": run,
-                "progress": progress,
-                "failures": failures,
-                "admin_url": absolute_url(reverse("admin:mailer_sendrun_change", args=[run.id])),
-            },
-        ).send()
+        # An operator's report, written in English.
+        send_message(lambda address=address: build_email("run_report", to=address, language="en", context=context))
     return True
 
 
@@ -435,3 +515,44 @@ def preview_delivery(*, subscription: Subscription, day: date) -> Delivery:
         subscription=subscription,
         question_ids=[i for _p, i in picked],
     )
+
+
+# --- Pausing ----------------------------------------------------------------------------
+
+
+def pause_sending(*, reason: str) -> bool:
+    """Stop the daily send (batches claim nothing) and tell ADMINS, once per pause."""
+    SendingState.objects.get_or_create(id=1)
+    paused = SendingState.objects.filter(id=1, paused=False).update(
+        paused=True, reason=reason[:2000], paused_at=timezone.now()
+    )
+    if paused:
+        logger.error("sending paused: %s", reason)
+        from mailer.tasks import send_pause_alert as send_pause_alert_task
+
+        transaction.on_commit(lambda: send_pause_alert_task.delay(reason=reason))
+    return bool(paused)
+
+
+def resume_sending() -> int:
+    """Resume the daily send (an admin's action): re-enqueue what is pending."""
+    SendingState.objects.update_or_create(id=1, defaults={"paused": False, "resumed_at": timezone.now()})
+    runs = list(SendRun.objects.filter(status=SendRun.Status.SENDING).values_list("id", flat=True))
+    for run_id in runs:
+        transaction.on_commit(lambda run_id=run_id: enqueue_pending_deliveries(run_id=run_id))
+    return len(runs)
+
+
+def send_pause_alert(*, reason: str) -> int:
+    sent = 0
+    for _name, address in settings.ADMINS:
+        send_message(
+            lambda address=address: build_email(
+                "sending_paused",
+                to=address,
+                language="en",
+                context={"reason": reason, "admin_url": absolute_url(reverse("admin:mailer_sendingstate_changelist"))},
+            )
+        )
+        sent += 1
+    return sent

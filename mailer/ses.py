@@ -4,8 +4,29 @@ Every call DailyQ makes to SES besides sending (quota, identities, health)
 goes through here, so credentials, region and endpoint have one source.
 """
 
+import hashlib
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
 from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from django.conf import settings
+from django.core.cache import cache
 from django_ses import SESBackend
+
+from mailer import pacing
+
+logger = logging.getLogger(__name__)
 
 
 def ses_client(*, v2: bool = False, connect_timeout: float = 5, read_timeout: float = 15):
@@ -15,8 +36,200 @@ def ses_client(*, v2: bool = False, connect_timeout: float = 5, read_timeout: fl
         aws_config=Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"max_attempts": 1, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
         ),
     )
     backend.open()
     return backend.connection
+
+
+# --- The account: sandbox, quota, rate ------------------------------------------------
+
+SANDBOX_DAILY_QUOTA = 200  # what SES gives every new (sandboxed) account
+ACCOUNT_CACHE_SECONDS = 60
+IDENTITY_CACHE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    sandbox: bool
+    decided_by: str
+    max_24_hour_send: float
+    sent_last_24_hours: float
+    max_send_rate: float
+
+    @property
+    def remaining_24_hours(self) -> int:
+        return max(0, int(self.max_24_hour_send - self.sent_last_24_hours))
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "remaining_24_hours": self.remaining_24_hours}
+
+
+def account_status(*, refresh: bool = False) -> AccountStatus:
+    """Sandbox or not (and how that was decided), quota and rate, cached briefly."""
+    if not refresh:
+        cached = cache.get("ses:account")
+        if cached:
+            return AccountStatus(**cached)
+    quota = ses_client().get_send_quota()
+    sandbox, decided_by = _sandbox_mode(quota)
+    status = AccountStatus(
+        sandbox=sandbox,
+        decided_by=decided_by,
+        max_24_hour_send=float(quota["Max24HourSend"]),
+        sent_last_24_hours=float(quota["SentLast24Hours"]),
+        max_send_rate=float(quota["MaxSendRate"]),
+    )
+    cache.set("ses:account", asdict(status), ACCOUNT_CACHE_SECONDS)
+    return status
+
+
+def _sandbox_mode(quota: dict) -> tuple[bool, str]:
+    if settings.SES_SANDBOX in {"true", "false"}:
+        return settings.SES_SANDBOX == "true", f"SES_SANDBOX={settings.SES_SANDBOX}"
+    try:
+        account = ses_client(v2=True).get_account()
+    except (ClientError, BotoCoreError) as exc:
+        # The emulator (and older endpoints) lack SESv2 GetAccount: a new
+        # account's quota of 200 per 24 hours is the sandbox's signature.
+        sandbox = float(quota["Max24HourSend"]) <= SANDBOX_DAILY_QUOTA
+        decided_by = f"send quota ({quota['Max24HourSend']:g} per 24 h), as SESv2 GetAccount failed ({_code(exc)})"
+        logger.info("SES sandbox=%s decided by %s", sandbox, decided_by)
+        return sandbox, decided_by
+    sandbox = not account.get("ProductionAccessEnabled", False)
+    logger.info("SES sandbox=%s decided by SESv2 GetAccount", sandbox)
+    return sandbox, "SESv2 GetAccount.ProductionAccessEnabled"
+
+
+def verified_identities() -> list[str]:
+    client = ses_client()
+    identities = []
+    for page in client.get_paginator("list_identities").paginate():
+        identities.extend(page["Identities"])
+    if not identities:
+        return []
+    verified = []
+    for start in range(0, len(identities), 100):
+        chunk = identities[start : start + 100]
+        attributes = client.get_identity_verification_attributes(Identities=chunk)["VerificationAttributes"]
+        verified.extend(i for i in chunk if attributes.get(i, {}).get("VerificationStatus") == "Success")
+    return sorted(verified)
+
+
+def sandbox_enabled() -> bool:
+    if settings.SES_SANDBOX in {"true", "false"}:
+        return settings.SES_SANDBOX == "true"
+    return account_status().sandbox
+
+
+def allowed_recipients(emails: list[str]) -> set[str]:
+    """Those of `emails` SES will deliver to: all outside the sandbox; in it,
+    only addresses verified as identities themselves or through their domain."""
+    if not emails or not sandbox_enabled():
+        return set(emails)
+    verdicts: dict[str, bool] = {}
+    unknown: set[str] = set()
+    for email in emails:
+        for identity in _identities_of(email):
+            cached = cache.get(_identity_key(identity))
+            if cached is None:
+                unknown.add(identity)
+            else:
+                verdicts[identity] = cached
+    unknown_list = sorted(unknown)
+    for start in range(0, len(unknown_list), 100):
+        chunk = unknown_list[start : start + 100]
+        attributes = ses_client().get_identity_verification_attributes(Identities=chunk)["VerificationAttributes"]
+        for identity in chunk:
+            verdict = attributes.get(identity, {}).get("VerificationStatus") == "Success"
+            verdicts[identity] = verdict
+            cache.set(_identity_key(identity), verdict, IDENTITY_CACHE_SECONDS)
+    return {email for email in emails if any(verdicts.get(i) for i in _identities_of(email))}
+
+
+def recipient_allowed(email: str) -> bool:
+    return email in allowed_recipients([email])
+
+
+def _identities_of(email: str) -> tuple[str, str]:
+    local, _at, domain = email.rpartition("@")
+    return f"{local}@{domain.lower()}", domain.lower()
+
+
+def _identity_key(identity: str) -> str:
+    return "ses:identity:" + hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+# --- Sending: pace, retry what is worth retrying, classify the rest -------------------
+
+
+class SendOutcome(StrEnum):
+    PERMANENT = "permanent"  # this message will never go: fail it
+    TRANSIENT = "transient"  # try again after a pause
+    QUOTA = "quota"  # the 24-hour quota is used up: defer the rest
+    PAUSED = "paused"  # the account may not send at all: stop everything
+    UNKNOWN = "unknown"  # it may or may not have been sent: never resend blindly
+
+
+class SendFailed(Exception):
+    def __init__(self, outcome: SendOutcome, reason: str):
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
+def classify(exc: Exception) -> SendOutcome:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        message = error.get("Message", "").lower()
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if "daily message quota exceeded" in message:
+            return SendOutcome.QUOTA
+        if code in {"AccountSendingPausedException", "SendingPausedException"} or "sending paused" in message:
+            return SendOutcome.PAUSED
+        if (
+            code in {"Throttling", "ThrottlingException", "TooManyRequestsException"}
+            or "maximum sending rate" in message
+        ):
+            return SendOutcome.TRANSIENT
+        if status >= 500 or code in {"ServiceUnavailable", "InternalFailure", "InternalError"}:
+            return SendOutcome.TRANSIENT
+        return SendOutcome.PERMANENT
+    if isinstance(exc, ReadTimeoutError):
+        return SendOutcome.UNKNOWN
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)):
+        return SendOutcome.TRANSIENT
+    return SendOutcome.PERMANENT
+
+
+def send_message(build, *, priority: str = pacing.TRANSACTIONAL, attempts: int = 5, base_delay: float = 0.5):
+    """Send the message `build()` makes, paced, retrying throttling and passing errors.
+
+    `build` is called for every attempt: django-ses marks a message it has
+    handled, so a message object is never sent twice. Raises SendFailed with
+    the outcome when the message cannot go. Returns the sent message.
+    """
+    rate = pacing.send_rate()
+    for attempt in range(1, attempts + 1):
+        message = build()
+        pacing.pacer.wait_for_slot(rate=rate, priority=priority)
+        try:
+            message.send()
+            return message
+        except (ClientError, BotoCoreError) as exc:
+            outcome = classify(exc)
+            reason = f"{type(exc).__name__}: {exc}"[:1000]
+            if outcome is not SendOutcome.TRANSIENT or attempt == attempts:
+                raise SendFailed(outcome, reason) from exc
+            delay = min(30.0, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311
+            logger.info("SES send attempt %d failed (%s); retrying in %.1f s", attempt, reason, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _code(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code", "error")
+    return type(exc).__name__

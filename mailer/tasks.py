@@ -26,3 +26,8 @@ def send_delivery_batch(*, ids: list[int]) -> dict:
 @shared_task(autoretry_for=(Exception,), retry_backoff=30, max_retries=5)
 def send_run_report(*, run_id: int) -> bool:
     return services.send_run_report(run_id=run_id)
+
+
+@shared_task(autoretry_for=(Exception,), retry_backoff=30, max_retries=5)
+def send_pause_alert(*, reason: str) -> int:
+    return services.send_pause_alert(reason=reason)

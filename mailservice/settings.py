@@ -180,8 +180,12 @@ else:
 
 REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost//"
+if PRODUCTION and not REDIS_URL:
+    # The cache, the request limits and the SES send-rate limiter are shared
+    # by every process through Redis.
+    _missing.append("REDIS_URL")
 if PRODUCTION and CELERY_BROKER_URL.split(":", 1)[0] in {"filesystem", "memory"}:
-    _missing.append("REDIS_URL or CELERY_BROKER_URL (a broker server)")
+    _missing.append("CELERY_BROKER_URL (a broker server)")
 
 if CELERY_BROKER_URL.startswith("filesystem:"):
     # kombu's filesystem transport: every process reads and writes one folder,
@@ -262,13 +266,41 @@ AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID") or ("local" if SES_EMULATOR els
 AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY") or ("local" if SES_EMULATOR else None)
 AWS_SESSION_TOKEN = env_str("AWS_SESSION_TOKEN") or None
 AWS_SES_CONFIGURATION_SET = env_str("AWS_SES_CONFIGURATION_SET") or None
+# auto asks SES whether the account is in the sandbox; true/false decides.
+# The local emulator reports a sandbox-sized quota, so a local run says false
+# (rehearse the sandbox with SES_SANDBOX=true and `manage.py ses_verify`).
+SES_SANDBOX = env_str("SES_SANDBOX", "false" if SES_EMULATOR else "auto").lower()
+if SES_SANDBOX not in {"auto", "true", "false"}:
+    raise ImproperlyConfigured(f"SES_SANDBOX={SES_SANDBOX!r}: use auto, true or false.")
+# Every send, from every process, is paced by one limiter in Redis at this
+# fraction of SES's max send rate, or at SES_MAX_SEND_RATE (messages/second).
+SES_RATE_FRACTION = env_float("SES_RATE_FRACTION", 0.8)
+SES_MAX_SEND_RATE = env_float("SES_MAX_SEND_RATE", 50.0 if SES_EMULATOR else 0.0) or None
+# Cap each run at what is left of SES's 24-hour quota (deferring the rest).
+# The emulator's quota (200) is not a real limit, so a local run does not.
+SES_QUOTA_CAP = env_bool("SES_QUOTA_CAP", not SES_EMULATOR)
+# The reputation guard pauses the daily send when, over the last
+# REPUTATION_WINDOW deliveries (once at least REPUTATION_MIN_SAMPLE are in),
+# bounces reach 5% or complaints 0.1%, the rates at which SES reviews accounts.
+REPUTATION_WINDOW = env_int("REPUTATION_WINDOW", 2000)
+REPUTATION_MIN_SAMPLE = env_int("REPUTATION_MIN_SAMPLE", 200)
+REPUTATION_MAX_BOUNCE_RATE = env_float("REPUTATION_MAX_BOUNCE_RATE", 0.05)
+REPUTATION_MAX_COMPLAINT_RATE = env_float("REPUTATION_MAX_COMPLAINT_RATE", 0.001)
+# SNS topics whose SES events the webhook (/ses/events/) accepts.
+AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = env_list("AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS")
+AWS_SES_VERIFY_EVENT_SIGNATURES = True
+# Where SES returns bounces for the daily mail (a verified address), if not the sender.
+AWS_SES_RETURN_PATH = env_str("AWS_SES_RETURN_PATH") or None
+
 # django-ses's throttle only sees its own process (and asks SESv2 GetAccount,
 # which the emulator lacks); DailyQ paces sends with its own shared limiter.
 AWS_SES_AUTO_THROTTLE = None
+# One attempt per call ("max_attempts" would count retries): DailyQ decides
+# what is worth retrying, and builds a fresh message for each attempt.
 AWS_SES_CONFIG = BotoConfig(
     connect_timeout=env_int("AWS_SES_CONNECT_TIMEOUT", 5),
     read_timeout=env_int("AWS_SES_READ_TIMEOUT", 15),
-    retries={"max_attempts": 1, "mode": "standard"},
+    retries={"total_max_attempts": 1, "mode": "standard"},
 )
 
 # --- Subscriptions ---------------------------------------------------------------------

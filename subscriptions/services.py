@@ -30,6 +30,7 @@ from django.utils.translation import gettext_lazy as _
 
 from mailer.emails import absolute_url, build_email
 from mailer.selectors import is_suppressed, start_position
+from mailer.ses import recipient_allowed, send_message
 from mailservice import ratelimit
 from mailservice.ratelimit import Rate
 from subscriptions import tokens
@@ -46,6 +47,10 @@ class InvalidCode(Exception):
 
 class InvalidLink(Exception):
     """A confirm link that is forged, expired, used or replaced by a newer one."""
+
+
+class SandboxRecipientRefused(Exception):
+    """SES is in its sandbox and may only mail verified identities."""
 
 
 # --- Input --------------------------------------------------------------------
@@ -121,6 +126,10 @@ def request_subscription(
     email = normalize_email(email)
     categories, frequency = _clean_choices(categories, frequency)
     language = _clean_language(language)
+    if not recipient_allowed(email):
+        # Said plainly: this is about SES's test mode, not about the address's
+        # standing with DailyQ, so it reveals nothing about subscribers.
+        raise SandboxRecipientRefused
     _limit_code_requests(email=email, client_ip=client_ip)
 
     with transaction.atomic():
@@ -197,8 +206,8 @@ def send_verification(*, verification_id: int) -> bool:
     if verification is None:
         return False
     email = verification.subscriber.email
-    if is_suppressed(email=email):
-        logger.info("verification %s not sent: address suppressed", verification_id)
+    if is_suppressed(email=email) or not recipient_allowed(email):
+        logger.info("verification %s not sent: address suppressed or not allowed by the SES sandbox", verification_id)
         _open_verifications().filter(id=verification_id).update(revoked_at=timezone.now())
         return False
 
@@ -213,19 +222,15 @@ def send_verification(*, verification_id: int) -> bool:
         return False
 
     link = tokens.make_token(tokens.Purpose.CONFIRM, {"v": verification_id})
+    context = {
+        "code": code,
+        "confirm_url": absolute_url(reverse("subscriptions:confirm", args=[link])),
+        "minutes": ttl // 60,
+    }
     try:
-        build_email(
-            "verification",
-            to=email,
-            language=verification.language,
-            context={
-                "code": code,
-                "confirm_url": absolute_url(reverse("subscriptions:confirm", args=[link])),
-                "minutes": ttl // 60,
-            },
-        ).send()
+        send_message(lambda: build_email("verification", to=email, language=verification.language, context=context))
     except Exception:
-        # Not sent: take the code back so a retry of the task issues a new one.
+        # Not sent: take the code back; the visitor can ask for a new one.
         Verification.objects.filter(id=verification_id).update(code_hash="", expires_at=None)
         raise
     return True
@@ -333,10 +338,12 @@ def _activate(subscriber: Subscriber, category: str, *, now) -> Subscription:
 # --- Mails to subscribers ---------------------------------------------------------
 
 
+def manage_path(subscriber: Subscriber) -> str:
+    return reverse("subscriptions:manage", args=[tokens.make_token(tokens.Purpose.MANAGE, {"s": subscriber.id})])
+
+
 def manage_url(subscriber: Subscriber) -> str:
-    return absolute_url(
-        reverse("subscriptions:manage", args=[tokens.make_token(tokens.Purpose.MANAGE, {"s": subscriber.id})])
-    )
+    return absolute_url(manage_path(subscriber))
 
 
 def unsubscribe_url(subscriber: Subscriber, category: str | None = None) -> str:
@@ -355,20 +362,22 @@ def _mail_subscriber(subscriber_id: int, template: str, *, only_if_active: bool 
     categories = list(
         subscriber.subscriptions.filter(is_active=True).order_by("category").values_list("category", flat=True)
     )
+    if not recipient_allowed(subscriber.email):
+        return False
     unsubscribe_link = unsubscribe_url(subscriber)
-    build_email(
-        template,
-        to=subscriber.email,
-        language=subscriber.language,
-        context={
-            "subscriber": subscriber,
-            "categories": [Category(c).label for c in categories],
-            "frequency": Frequency(subscriber.frequency).label,
-            "manage_url": manage_url(subscriber),
-            "unsubscribe_url": unsubscribe_link,
-        },
-        headers={"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-    ).send()
+    context = {
+        "subscriber": subscriber,
+        "categories": [Category(c).label for c in categories],
+        "frequency": Frequency(subscriber.frequency).label,
+        "manage_url": manage_url(subscriber),
+        "unsubscribe_url": unsubscribe_link,
+    }
+    headers = {"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    send_message(
+        lambda: build_email(
+            template, to=subscriber.email, language=subscriber.language, context=context, headers=headers
+        )
+    )
     return True
 
 

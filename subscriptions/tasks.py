@@ -4,21 +4,20 @@ from celery import shared_task
 
 from subscriptions import services
 
-# Mail to one person: a few quick retries cover a passing SES or network
-# error; the visitor can always ask again from the page.
-MAIL_RETRY = {"autoretry_for": (Exception,), "retry_backoff": 5, "retry_jitter": True, "max_retries": 3}
+# send_message already retries throttling and passing errors with backoff;
+# what still fails is recorded in the log, and the visitor can ask again.
 
 
-@shared_task(**MAIL_RETRY)
+@shared_task
 def send_verification(*, verification_id: int) -> bool:
     return services.send_verification(verification_id=verification_id)
 
 
-@shared_task(**MAIL_RETRY)
+@shared_task
 def send_welcome(*, subscriber_id: int) -> bool:
     return services.send_welcome(subscriber_id=subscriber_id)
 
 
-@shared_task(**MAIL_RETRY)
+@shared_task
 def send_manage_link(*, subscriber_id: int) -> bool:
     return services.send_manage_link(subscriber_id=subscriber_id)

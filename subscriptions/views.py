@@ -23,10 +23,9 @@ from subscriptions.models import Category, Subscriber
 PENDING_EMAIL = "subscriptions.pending_email"
 
 
-def _rate_limited(request, exc: RateLimited, *, message: str):
-    response = render(
-        request, "subscriptions/rate_limited.html", {"message": message, "retry_after": exc.retry_after}, status=429
-    )
+def _rate_limited(request, exc: RateLimited, *, message: str, back_url: str | None = None):
+    context = {"message": message, "retry_after": exc.retry_after, "back_url": back_url}
+    response = render(request, "subscriptions/rate_limited.html", context, status=429)
     response["Retry-After"] = str(exc.retry_after)
     return response
 
@@ -61,6 +60,15 @@ def subscribe(request):
         )
     except RateLimited as exc:
         return _rate_limited(request, exc, message=_("Too many codes were asked for. Please try again later."))
+    except services.SandboxRecipientRefused:
+        form.add_error(
+            None,
+            _(
+                "DailyQ is in test mode: its mail service may only write to pre-approved addresses, "
+                "and this address is not one of them yet. Please try again later."
+            ),
+        )
+        return render(request, "subscriptions/landing.html", {"form": form}, status=403)
     request.session[PENDING_EMAIL] = form.cleaned_data["email"]
     return redirect("subscriptions:verify")
 
@@ -98,7 +106,10 @@ def resend(request):
         services.resend_verification(email=email, client_ip=client_ip(request))
     except RateLimited as exc:
         return _rate_limited(
-            request, exc, message=_("A new code can be sent in %(seconds)s seconds.") % {"seconds": exc.retry_after}
+            request,
+            exc,
+            message=_("A new code can be sent once a minute, a few times an hour."),
+            back_url=reverse("subscriptions:verify"),
         )
     messages.success(request, _("A new code is on its way. Only the newest code works."))
     return redirect("subscriptions:verify")
@@ -106,7 +117,8 @@ def resend(request):
 
 def _confirmed(request, subscriber: Subscriber):
     messages.success(request, _("You are subscribed. The first question arrives on the next send day at 07:00."))
-    return redirect(services.manage_url(subscriber))
+    # A path, not SITE_URL: stay on the host the visitor is on.
+    return redirect(services.manage_path(subscriber))
 
 
 @require_http_methods(["GET", "POST"])

@@ -38,6 +38,13 @@ def worker_env(postgres, redis_url, ses, settings):
         "AWS_SECRET_ACCESS_KEY": "local",
         "SITE_URL": "https://dailyq.example",
         "ADMINS": "",
+        # The emulator reports a sandboxed 200-per-day, 1-per-second account;
+        # this test is about exactly-once delivery, so it speaks as a
+        # production account would (the sandbox, quota and rate limiter have
+        # their own tests).
+        "SES_SANDBOX": "false",
+        "SES_QUOTA_CAP": "false",
+        "SES_MAX_SEND_RATE": "1000",
     }
 
 

@@ -128,7 +128,9 @@ def test_debug_off_alone_means_production(tmp_path):
     ("override", "named"),
     [
         ({"DATABASE_URL": "sqlite:////tmp/x.sqlite3"}, "DATABASE_URL"),
-        ({"REDIS_URL": "", "CELERY_BROKER_URL": "filesystem://localhost//"}, "REDIS_URL or CELERY_BROKER_URL"),
+        ({"CELERY_BROKER_URL": "filesystem://localhost//"}, "CELERY_BROKER_URL (a broker server)"),
+        # Redis holds the shared limits even when the broker is another server.
+        ({"REDIS_URL": "", "CELERY_BROKER_URL": "amqp://guest@rabbit//"}, "REDIS_URL"),
         ({"AWS_SES_REGION_NAME": ""}, "AWS_SES_REGION_NAME"),
     ],
 )

@@ -120,7 +120,7 @@ def test_csv_import_with_stated_consent_activates_without_mail(admin_client):
     ],
 )
 def test_csv_import_rejects_unreadable_files_clearly(admin_client, content, problem):
-    response = admin_client.post(IMPORT, {"file": SimpleUploadedFile("x.csv", content)})
+    response = admin_client.post(IMPORT, {"file": SimpleUploadedFile("x.csv", content)}, HTTP_ACCEPT_LANGUAGE="en")
     assert problem in response.content.decode()
     assert not Subscriber.objects.exists()
 

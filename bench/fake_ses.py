@@ -1,0 +1,213 @@
+"""A small stand-in for the SES API, for benchmarks and fault tests.
+
+moto is the SES emulator for correctness; it is too slow to measure a sender
+against and never throttles. This server answers the calls DailyQ makes
+(SES v1 SendRawEmail and GetSendQuota, SESv2 GetAccount) with a chosen
+latency, and can answer a chosen share of sends with throttling or server
+errors, or with a scripted list of errors. It counts what it accepted.
+
+    server = FakeSES(latency=0.05, throttle_rate=0.3).start()
+    ... AWS_SES_REGION_ENDPOINT_URL=server.url ...
+    server.accepted  # messages accepted
+    server.stop()
+
+Run alone: python -m bench.fake_ses --port 4580 --latency 0.05
+"""
+
+import argparse
+import base64
+import json
+import random
+import threading
+import time
+import uuid
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+NS = "http://ses.amazonaws.com/doc/2010-12-01/"
+
+ERRORS = {
+    "throttling": (400, "Sender", "Throttling", "Maximum sending rate exceeded."),
+    "server": (500, "Receiver", "InternalFailure", "An internal error occurred."),
+    "rejected": (400, "Sender", "MessageRejected", "Email address is not verified."),
+    "quota": (400, "Sender", "Throttling", "Daily message quota exceeded."),
+    "paused": (400, "Sender", "AccountSendingPausedException", "Sending paused for this account."),
+}
+
+
+class FakeSES:
+    def __init__(
+        self,
+        *,
+        latency: float = 0.05,
+        throttle_rate: float = 0.0,
+        error_rate: float = 0.0,
+        max_send_rate: float = 14.0,
+        max_24_hour_send: float = 50000.0,
+        production_access: bool | None = True,
+        seed: int | None = None,
+    ):
+        self.latency = latency
+        self.throttle_rate = throttle_rate
+        self.error_rate = error_rate
+        self.max_send_rate = max_send_rate
+        self.max_24_hour_send = max_24_hour_send
+        self.production_access = production_access  # None: GetAccount is not implemented
+        self.script: list[str] = []  # error names answered to the next sends, in order
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.accepted: list[dict] = []
+        self.refused: list[str] = []
+        self.calls = 0
+        self._server = None
+
+    # -- lifecycle --
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> "FakeSES":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                fake._handle(self, "GET")
+
+            def do_POST(self):
+                fake._handle(self, "POST")
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # -- requests --
+
+    def _handle(self, request, method):
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        if method == "GET" and request.path.startswith("/v2/email/account"):
+            return self._get_account(request)
+        params = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        action = params.get("Action")
+        if action == "GetSendQuota":
+            sent = len(self.accepted)
+            return self._xml(
+                request,
+                200,
+                f"<GetSendQuotaResponse xmlns='{NS}'><GetSendQuotaResult>"
+                f"<SentLast24Hours>{sent}.0</SentLast24Hours><Max24HourSend>{self.max_24_hour_send}</Max24HourSend>"
+                f"<MaxSendRate>{self.max_send_rate}</MaxSendRate></GetSendQuotaResult>"
+                f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></GetSendQuotaResponse>",
+            )
+        if action == "SendRawEmail":
+            return self._send_raw_email(request, params)
+        return self._error(request, (400, "Sender", "InvalidAction", f"Unsupported action {action}"))
+
+    def _send_raw_email(self, request, params):
+        if self.latency:
+            time.sleep(self.latency)
+        with self.lock:
+            self.calls += 1
+            error = self.script.pop(0) if self.script else None
+            if error is None:
+                roll = self.random.random()
+                if roll < self.throttle_rate:
+                    error = "throttling"
+                elif roll < self.throttle_rate + self.error_rate:
+                    error = "server"
+            if error:
+                self.refused.append(error)
+        if error:
+            return self._error(request, ERRORS[error])
+        raw = base64.b64decode(params.get("RawMessage.Data", ""))
+        headers = message_from_bytes(raw)
+        message_id = f"fake-{uuid.uuid4().hex}"
+        destinations = [v for k, v in sorted(params.items()) if k.startswith("Destinations.member.")]
+        with self.lock:
+            self.accepted.append(
+                {
+                    "id": message_id,
+                    "to": destinations,
+                    "subject": str(headers.get("Subject", "")),
+                    "size": len(raw),
+                    "at": time.time(),
+                }
+            )
+        return self._xml(
+            request,
+            200,
+            f"<SendRawEmailResponse xmlns='{NS}'><SendRawEmailResult><MessageId>{message_id}</MessageId>"
+            f"</SendRawEmailResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
+            f"</ResponseMetadata></SendRawEmailResponse>",
+        )
+
+    def _get_account(self, request):
+        if self.production_access is None:
+            return self._reply(request, 404, "application/json", json.dumps({"message": "Not implemented"}).encode())
+        account = {
+            "ProductionAccessEnabled": self.production_access,
+            "SendingEnabled": True,
+            "SendQuota": {
+                "Max24HourSend": self.max_24_hour_send,
+                "MaxSendRate": self.max_send_rate,
+                "SentLast24Hours": len(self.accepted),
+            },
+        }
+        return self._reply(request, 200, "application/json", json.dumps(account).encode())
+
+    def _error(self, request, error):
+        status, kind, code, message = error
+        return self._xml(
+            request,
+            status,
+            f"<ErrorResponse xmlns='{NS}'><Error><Type>{kind}</Type><Code>{code}</Code>"
+            f"<Message>{message}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>",
+        )
+
+    def _xml(self, request, status, body: str):
+        return self._reply(request, status, "text/xml", body.encode())
+
+    @staticmethod
+    def _reply(request, status, content_type, body: bytes):
+        request.send_response(status)
+        request.send_header("Content-Type", content_type)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4580)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--throttle-rate", type=float, default=0.0)
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    args = parser.parse_args()
+    server = FakeSES(latency=args.latency, throttle_rate=args.throttle_rate, error_rate=args.error_rate)
+    server.start(args.host, args.port)
+    print(f"fake SES on {server.url}", flush=True)
+    try:
+        while True:
+            time.sleep(5)
+            print(f"accepted {len(server.accepted)}, refused {len(server.refused)}", flush=True)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""Knowing SES's rules: the sandbox, the quota, throttling and errors, a paused account."""
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.urls import reverse
+
+from bench.fake_ses import FakeSES
+from mailer import pacing, ses
+from mailer.models import Delivery, SendingState, SendRun
+from mailer.services import resume_sending, start_daily_send
+from subscriptions.models import Subscriber, Subscription
+from tests.conftest import BASE_DIR
+from tests.factories import make_questions, make_subscriber
+
+TUESDAY = date(2026, 12, 1)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def fake_ses(settings):
+    server = FakeSES(latency=0, max_24_hour_send=50000, max_send_rate=200).start()
+    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.SES_EMULATOR = False
+    settings.AWS_SES_REGION_NAME = "us-east-1"
+    settings.AWS_SES_REGION_ENDPOINT_URL = server.url
+    settings.AWS_ACCESS_KEY_ID = settings.AWS_SECRET_ACCESS_KEY = "local"
+    settings.SES_SANDBOX = "auto"
+    settings.SES_MAX_SEND_RATE = 1000
+    settings.SES_QUOTA_CAP = True
+    settings.ADMINS = []
+    pacing.reset_schedule()
+    yield server
+    server.stop()
+    pacing.reset_schedule()
+
+
+@pytest.fixture
+def moto_sandbox(ses, settings):
+    """The emulator as an SES account: auto mode, a sandbox-sized quota."""
+    settings.SES_EMULATOR = False
+    settings.SES_SANDBOX = "auto"
+    settings.SES_MAX_SEND_RATE = 1000
+    settings.SES_QUOTA_CAP = False
+    settings.ADMINS = []
+    pacing.reset_schedule()
+    yield ses
+    pacing.reset_schedule()
+
+
+# --- The sandbox -----------------------------------------------------------------------
+
+
+def test_auto_mode_falls_back_to_the_quota_when_get_account_is_missing(moto_sandbox):
+    status = ses.account_status(refresh=True)
+    assert status.sandbox is True
+    assert "send quota" in status.decided_by and "GetAccount" in status.decided_by
+    assert status.max_24_hour_send == 200
+
+
+def test_auto_mode_asks_get_account_when_it_answers(fake_ses):
+    fake_ses.production_access = True
+    status = ses.account_status(refresh=True)
+    assert (status.sandbox, status.decided_by) == (False, "SESv2 GetAccount.ProductionAccessEnabled")
+    fake_ses.production_access = False
+    assert ses.account_status(refresh=True).sandbox is True
+
+
+def test_setting_overrides_auto_detection(fake_ses, settings):
+    settings.SES_SANDBOX = "true"
+    assert ses.account_status(refresh=True).decided_by == "SES_SANDBOX=true"
+    assert ses.sandbox_enabled() is True
+
+
+def test_sandbox_allows_verified_addresses_and_domains_only(moto_sandbox):
+    moto_sandbox.verify("friend@example.org", "team.example")
+    allowed = ses.allowed_recipients(["friend@example.org", "anyone@team.example", "stranger@example.org"])
+    assert allowed == {"friend@example.org", "anyone@team.example"}
+
+
+def test_daily_send_in_the_sandbox_skips_unverified_recipients(moto_sandbox, eager_tasks):
+    moto_sandbox.verify("friend@example.org")
+    make_questions("backend", 1)
+    make_subscriber("friend@example.org")
+    make_subscriber("stranger@example.org")
+
+    start_daily_send(day=TUESDAY)
+
+    outcome = dict(Delivery.objects.values_list("subscription__subscriber__email", "status"))
+    assert outcome == {"friend@example.org": "sent", "stranger@example.org": "skipped"}
+    assert Delivery.objects.get(status="skipped").reason == "sandbox: recipient not verified"
+    assert [m.to for m in moto_sandbox.messages()] == ["friend@example.org"]
+
+
+def test_sandbox_refuses_unverified_visitors_plainly(moto_sandbox, eager_tasks, client):
+    form = {"email": "stranger@example.org", "categories": ["backend"], "frequency": "daily", "consent": "on"}
+    response = client.post(reverse("subscriptions:subscribe"), form, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 403
+    assert "test mode" in response.content.decode()
+    assert not Subscriber.objects.exists() and moto_sandbox.messages() == []
+
+    moto_sandbox.verify("friend@example.org")
+    form["email"] = "friend@example.org"
+    assert client.post(reverse("subscriptions:subscribe"), form).status_code == 302
+    assert [m.to for m in moto_sandbox.messages()] == ["friend@example.org"]
+
+
+def test_ses_status_command_reports_mode_quota_and_identities(moto_sandbox, capsys):
+    moto_sandbox.verify("friend@example.org")
+    call_command("ses_status")
+    out = capsys.readouterr().out
+    assert "Sandbox: yes" in out and "send quota" in out
+    assert "200" in out and "friend@example.org" in out
+
+
+# --- Quota, throttling and errors ------------------------------------------------------
+
+
+def test_run_is_capped_at_the_remaining_quota(fake_ses, eager_tasks):
+    fake_ses.max_24_hour_send = 3
+    make_questions("backend", 1)
+    for n in range(5):
+        make_subscriber(f"r{n}@example.org")
+
+    run = start_daily_send(day=TUESDAY)
+
+    statuses = sorted(Delivery.objects.values_list("status", flat=True))
+    assert statuses == ["deferred", "deferred", "sent", "sent", "sent"]
+    assert len(fake_ses.accepted) == 3 and fake_ses.calls == 3  # nothing pushed into SES to fail
+    run.refresh_from_db()
+    assert run.status == SendRun.Status.DONE
+
+
+def test_throttling_and_server_errors_are_retried_with_backoff(fake_ses, eager_tasks):
+    fake_ses.script = ["throttling", "server", "throttling"]
+    make_questions("backend", 1)
+    make_subscriber("a@example.org")
+
+    start_daily_send(day=TUESDAY)
+
+    assert Delivery.objects.get().status == "sent"
+    assert fake_ses.calls == 4 and len(fake_ses.accepted) == 1
+
+
+def test_rejection_fails_the_delivery_without_retry(fake_ses, eager_tasks):
+    fake_ses.script = ["rejected"]
+    make_questions("backend", 1)
+    make_subscriber("a@example.org")
+    make_subscriber("b@example.org")
+
+    start_daily_send(day=TUESDAY)
+
+    failed = Delivery.objects.get(status="failed")
+    assert "MessageRejected" in failed.reason
+    assert Delivery.objects.filter(status="sent").count() == 1
+    assert fake_ses.calls == 2
+    assert Subscription.objects.get(deliveries=failed).next_position == 1
+
+
+def test_daily_quota_exceeded_defers_the_rest_of_the_run(fake_ses, eager_tasks, settings):
+    settings.SEND_BATCH_SIZE = 2
+    fake_ses.script = ["quota"]
+    make_questions("backend", 1)
+    for n in range(5):
+        make_subscriber(f"r{n}@example.org")
+
+    start_daily_send(day=TUESDAY)
+
+    statuses = sorted(Delivery.objects.values_list("status", flat=True))
+    assert statuses == ["deferred"] * 5
+    assert fake_ses.calls == 1  # after the quota answer, nothing more was tried
+    assert SendRun.objects.get().status == SendRun.Status.DONE
+
+
+def test_paused_account_pauses_the_run_and_alerts_admins_until_resumed(fake_ses, eager_tasks, settings):
+    settings.ADMINS = [("Ops", "ops@example.org")]
+    settings.SEND_BATCH_SIZE = 2
+    fake_ses.script = ["paused"]
+    make_questions("backend", 1)
+    for n in range(4):
+        make_subscriber(f"r{n}@example.org")
+
+    run = start_daily_send(day=TUESDAY)
+
+    assert SendingState.objects.get().paused
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
+    alerts = [m for m in fake_ses.accepted if "paused" in m["subject"]]
+    assert [m["to"] for m in alerts] == [["ops@example.org"]]
+    run.refresh_from_db()
+    assert run.status == SendRun.Status.SENDING
+
+    resume_sending()
+
+    assert not SendingState.objects.get().paused
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+    run.refresh_from_db()
+    assert run.status == SendRun.Status.DONE
+
+
+def test_verification_mail_survives_throttling(fake_ses, eager_tasks, django_capture_on_commit_callbacks):
+    from subscriptions import services
+
+    fake_ses.production_access = True
+    fake_ses.script = ["throttling", "throttling"]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_subscription(
+            email="a@example.org", categories=["backend"], frequency="daily", language="en", client_ip="192.0.2.1"
+        )
+    assert [m["to"] for m in fake_ses.accepted] == [["a@example.org"]]
+    assert mail.outbox == []  # it went through SES, not the test outbox
+
+
+# --- One rate limit for every process ---------------------------------------------------
+
+PACER_SCRIPT = """
+import json, sys, time, django
+django.setup()
+from mailer.pacing import pacer, BULK
+rate, seconds = float(sys.argv[1]), float(sys.argv[2])
+slots, stamps = [], []
+end = time.time() + seconds
+while time.time() < end:
+    slots.append(pacer.wait_for_slot(rate=rate, priority=BULK))
+    stamps.append(time.time())
+print(json.dumps([slots, stamps]))
+"""
+
+
+def test_limiter_holds_one_rate_across_processes(redis_url):
+    pacing.reset_schedule()
+    rate, seconds, workers = 40.0, 4.0, 4
+    env = {**os.environ, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "mailservice.settings"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", PACER_SCRIPT, str(rate), str(seconds)],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    results = [json.loads(p.communicate(timeout=60)[0]) for p in processes]
+    slots = sorted(t for r in results for t in r[0])
+    stamps = sorted(t for r in results for t in r[1])
+
+    def busiest(times):
+        return max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
+
+    # No one-second window of the shared schedule holds more than the rate;
+    # the moments the processes woke to send can differ from their slots by
+    # a scheduler tick, so one more is tolerated there.
+    assert busiest(slots) <= rate, busiest(slots)
+    assert busiest(stamps) <= rate + 1, busiest(stamps)
+    # Together the processes keep at least 90% of the rate.
+    span = stamps[-1] - stamps[0]
+    assert len(stamps) / span >= 0.9 * rate, (len(stamps), span)
+    pacing.reset_schedule()
