@@ -126,6 +126,7 @@ class Delivery(models.Model):
         NONE = "", _("None yet")
         DELIVERED = "delivered", _("Delivered")
         BOUNCED = "bounced", _("Bounced")
+        SOFT_BOUNCED = "soft_bounced", _("Bounced (transient)")
         COMPLAINED = "complained", _("Complaint")
 
     run = models.ForeignKey(SendRun, on_delete=models.CASCADE, related_name="deliveries")

@@ -2,7 +2,8 @@ import bisect
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Count
+from django.conf import settings
+from django.db.models import Count, Q
 
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, Suppression
 from subscriptions.models import Category, Frequency, Subscriber, Subscription
@@ -84,3 +85,39 @@ def received_questions(*, subscriber: Subscriber, limit: int = 200) -> list[Ques
 
 def sending_paused() -> bool:
     return SendingState.objects.filter(id=1, paused=True).exists()
+
+
+@dataclass(frozen=True)
+class Reputation:
+    sample: int
+    bounces: int
+    complaints: int
+    enough_data: bool
+
+    @property
+    def bounce_rate(self) -> float:
+        return self.bounces / self.sample if self.sample else 0.0
+
+    @property
+    def complaint_rate(self) -> float:
+        return self.complaints / self.sample if self.sample else 0.0
+
+
+def reputation() -> Reputation:
+    """Hard bounces and complaints among the last REPUTATION_WINDOW sent deliveries."""
+    recent_ids = (
+        Delivery.objects.filter(status=Delivery.Status.SENT)
+        .order_by("-sent_at")
+        .values_list("id", flat=True)[: settings.REPUTATION_WINDOW]
+    )
+    counts = Delivery.objects.filter(id__in=list(recent_ids)).aggregate(
+        sample=Count("id"),
+        bounces=Count("id", filter=Q(feedback=Delivery.Feedback.BOUNCED)),
+        complaints=Count("id", filter=Q(feedback=Delivery.Feedback.COMPLAINED)),
+    )
+    return Reputation(
+        sample=counts["sample"],
+        bounces=counts["bounces"],
+        complaints=counts["complaints"],
+        enough_data=counts["sample"] >= settings.REPUTATION_MIN_SAMPLE,
+    )

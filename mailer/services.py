@@ -15,7 +15,7 @@ from django.utils import timezone
 from mailer import pacing, selectors
 from mailer.emails import absolute_url, build_email
 from mailer.markdown import render_markdown
-from mailer.models import Delivery, Question, SendingState, SendRun, Suppression
+from mailer.models import Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from mailer.question_files import FileProblem, read_question_folder
 from mailer.ses import SendFailed, SendOutcome, account_status, allowed_recipients, send_message
 from subscriptions.models import Category, Frequency, Subscription
@@ -556,3 +556,115 @@ def send_pause_alert(*, reason: str) -> int:
         )
         sent += 1
     return sent
+
+
+# --- Feedback from SES ------------------------------------------------------------------
+
+TRANSIENT_BOUNCES_TO_SUPPRESS = 3  # ...among an address's last 5 deliveries
+TRANSIENT_BOUNCE_WINDOW = 5
+
+
+def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
+    """Store one SES event from SNS and act on it.
+
+    Permanent bounce: suppress the address. Transient bounce: suppress after
+    3 among the address's last 5 deliveries. Complaint: unsubscribe from
+    everything and suppress. Delivery: mark the delivery delivered. SNS
+    delivers at least once, so an event seen before is ignored.
+    """
+    kind = (message.get("eventType") or message.get("notificationType") or "").lower()
+    if kind not in SESEvent.Kind.values:
+        return None
+    mail = message.get("mail") or {}
+    ses_message_id = str(mail.get("messageId", ""))[:200]
+    detail = message.get(kind) or {}
+    if kind == SESEvent.Kind.BOUNCE:
+        recipients = [r.get("emailAddress", "") for r in detail.get("bouncedRecipients", [])]
+    elif kind == SESEvent.Kind.COMPLAINT:
+        recipients = [r.get("emailAddress", "") for r in detail.get("complainedRecipients", [])]
+    else:
+        recipients = list(detail.get("recipients", []))
+    recipients = [r.strip() for r in recipients if isinstance(r, str) and "@" in r][:50]
+    bounce_type = str(detail.get("bounceType", ""))[:32] if kind == SESEvent.Kind.BOUNCE else ""
+    delivery = Delivery.objects.filter(ses_message_id=ses_message_id).first() if ses_message_id else None
+
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                event = SESEvent.objects.create(
+                    sns_message_id=str(notification.get("MessageId", ""))[:100] or uuid.uuid4().hex,
+                    kind=kind,
+                    bounce_type=bounce_type,
+                    email=(recipients[0] if recipients else "")[:254],
+                    ses_message_id=ses_message_id,
+                    delivery=delivery,
+                    payload=message,
+                )
+        except IntegrityError:
+            return None  # seen before
+        if kind == SESEvent.Kind.DELIVERY:
+            if delivery and not delivery.feedback:
+                _set_feedback(delivery, Delivery.Feedback.DELIVERED)
+            return event
+        if kind == SESEvent.Kind.BOUNCE:
+            permanent = bounce_type == "Permanent"
+            if delivery:
+                _set_feedback(delivery, Delivery.Feedback.BOUNCED if permanent else Delivery.Feedback.SOFT_BOUNCED)
+            for email in recipients:
+                if permanent:
+                    suppress_address(email=email, reason=Suppression.Reason.BOUNCE, detail=json_detail(detail))
+                elif _transient_bounces(email) >= TRANSIENT_BOUNCES_TO_SUPPRESS:
+                    suppress_address(
+                        email=email,
+                        reason=Suppression.Reason.BOUNCE,
+                        detail=f"{TRANSIENT_BOUNCES_TO_SUPPRESS} transient bounces among the last "
+                        f"{TRANSIENT_BOUNCE_WINDOW} deliveries",
+                    )
+        if kind == SESEvent.Kind.COMPLAINT:
+            from subscriptions.models import Subscriber
+            from subscriptions.services import unsubscribe
+
+            if delivery:
+                _set_feedback(delivery, Delivery.Feedback.COMPLAINED)
+            for email in recipients:
+                for subscriber in Subscriber.objects.filter(email__iexact=email):
+                    unsubscribe(subscriber=subscriber)
+                suppress_address(email=email, reason=Suppression.Reason.COMPLAINT, detail=json_detail(detail))
+    check_reputation()
+    return event
+
+
+def json_detail(detail: dict) -> str:
+    import json
+
+    return json.dumps(detail, ensure_ascii=False)[:2000]
+
+
+def _set_feedback(delivery: Delivery, feedback: str) -> None:
+    Delivery.objects.filter(id=delivery.id).update(feedback=feedback, feedback_at=timezone.now())
+
+
+def _transient_bounces(email: str) -> int:
+    recent = (
+        Delivery.objects.filter(subscription__subscriber__email__iexact=email, status=Delivery.Status.SENT)
+        .order_by("-sent_at")
+        .values_list("feedback", flat=True)[:TRANSIENT_BOUNCE_WINDOW]
+    )
+    return sum(1 for feedback in recent if feedback == Delivery.Feedback.SOFT_BOUNCED)
+
+
+def check_reputation() -> bool:
+    """Pause the daily send when bounces or complaints near SES's review thresholds."""
+    health = selectors.reputation()
+    if not health.enough_data:
+        return False
+    problems = []
+    if health.bounce_rate >= settings.REPUTATION_MAX_BOUNCE_RATE:
+        problems.append(f"bounce rate {health.bounce_rate:.2%} (limit {settings.REPUTATION_MAX_BOUNCE_RATE:.2%})")
+    if health.complaint_rate >= settings.REPUTATION_MAX_COMPLAINT_RATE:
+        problems.append(
+            f"complaint rate {health.complaint_rate:.2%} (limit {settings.REPUTATION_MAX_COMPLAINT_RATE:.2%})"
+        )
+    if not problems:
+        return False
+    return pause_sending(reason=f"Reputation guard over the last {health.sample} deliveries: " + "; ".join(problems))

@@ -1,0 +1,221 @@
+"""The SES event webhook: SNS messages signed by a test certificate, supplied offline."""
+
+import base64
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import responses
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+from django.urls import reverse
+from django.utils import timezone
+from django_ses.utils import clear_cert_cache
+
+from mailer.models import Delivery, SendingState, SendRun, SESEvent, Suppression
+from mailer.services import resume_sending
+from subscriptions.models import Subscriber
+from tests.factories import make_subscriber
+
+TOPIC = "arn:aws:sns:ap-northeast-2:123456789012:dailyq-ses-events"
+CERT_URL = "https://sns.ap-northeast-2.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
+SUBSCRIBE_URL = "https://sns.ap-northeast-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=x&Token=t"
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def signing_key():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.fixture
+def sns(signing_key, settings):
+    """The SNS side: the signing certificate served at its AWS URL (mocked, offline)."""
+    settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = [TOPIC]
+    _key, pem = signing_key
+    clear_cert_cache()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(CERT_URL, body=pem)
+        yield mock
+    clear_cert_cache()
+
+
+def signed(signing_key, notification: dict) -> dict:
+    key, _pem = signing_key
+    fields = (
+        ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+        if notification["Type"] == "Notification"
+        else ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+    )
+    text = "".join(f"{f}\n{notification[f]}\n" for f in fields if notification.get(f))
+    signature = key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA1())  # noqa: S303 (SNS SignatureVersion 1)
+    return {**notification, "SignatureVersion": "1", "SigningCertURL": CERT_URL,
+            "Signature": base64.b64encode(signature).decode()}  # fmt: skip
+
+
+def notification(message: dict, *, topic=TOPIC, message_id=None) -> dict:
+    return {
+        "Type": "Notification",
+        "MessageId": message_id or str(uuid.uuid4()),
+        "TopicArn": topic,
+        "Message": json.dumps(message),
+        "Timestamp": "2026-12-01T00:00:00.000Z",
+    }
+
+
+def ses_message(kind: str, email: str, ses_id: str, **detail) -> dict:
+    body = {"eventType": kind, "mail": {"messageId": ses_id, "destination": [email]}}
+    if kind == "Bounce":
+        recipient = {"emailAddress": email, "diagnosticCode": "550 no such user"}
+        body["bounce"] = {"bounceType": detail.get("bounce_type", "Permanent"), "bouncedRecipients": [recipient]}
+    elif kind == "Complaint":
+        body["complaint"] = {"complainedRecipients": [{"emailAddress": email}]}
+    else:
+        body["delivery"] = {"recipients": [email]}
+    return body
+
+
+def post(client, payload: dict):
+    return client.post(reverse("ses-events"), data=json.dumps(payload), content_type="text/plain")
+
+
+def sent_delivery(email: str, *, run_day=None, ses_id=None, minutes_ago=0):
+    subscriber = Subscriber.objects.filter(email=email).first() or make_subscriber(email)
+    run, _ = SendRun.objects.get_or_create(
+        day=run_day or timezone.localdate(), defaults={"cutoff": timezone.now(), "status": "done"}
+    )
+    return Delivery.objects.create(
+        run=run,
+        subscription=subscriber.subscriptions.first(),
+        status="sent",
+        ses_message_id=ses_id or f"ses-{uuid.uuid4().hex}",
+        sent_at=timezone.now() - timedelta(minutes=minutes_ago),
+    )
+
+
+def test_permanent_bounce_suppresses_and_links_the_delivery(client, sns, signing_key):
+    delivery = sent_delivery("gone@example.org")
+    response = post(
+        client, signed(signing_key, notification(ses_message("Bounce", "gone@example.org", delivery.ses_message_id)))
+    )
+    assert response.status_code == 200
+    event = SESEvent.objects.get()
+    assert (event.kind, event.bounce_type, event.delivery) == ("bounce", "Permanent", delivery)
+    delivery.refresh_from_db()
+    assert delivery.feedback == "bounced"
+    assert Suppression.objects.get().email == "gone@example.org"
+
+
+def test_transient_bounces_suppress_after_three_of_the_last_five(client, sns, signing_key):
+    deliveries = [sent_delivery("soft@example.org", run_day=timezone.localdate() - timedelta(days=n), minutes_ago=n)
+                  for n in range(5)]  # fmt: skip
+    for delivery in deliveries[:2]:
+        post(client, signed(signing_key, notification(
+            ses_message("Bounce", "soft@example.org", delivery.ses_message_id, bounce_type="Transient"))))  # fmt: skip
+    assert not Suppression.objects.exists()
+    post(client, signed(signing_key, notification(
+        ses_message("Bounce", "soft@example.org", deliveries[2].ses_message_id, bounce_type="Transient"))))  # fmt: skip
+    assert Suppression.objects.get().email == "soft@example.org"
+
+
+def test_complaint_unsubscribes_and_suppresses(client, sns, signing_key):
+    delivery = sent_delivery("angry@example.org")
+    post(
+        client,
+        signed(signing_key, notification(ses_message("Complaint", "angry@example.org", delivery.ses_message_id))),
+    )
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+    assert Suppression.objects.get().reason == "complaint"
+    delivery.refresh_from_db()
+    assert delivery.feedback == "complained"
+
+
+def test_delivery_event_marks_the_delivery_delivered_and_replays_are_ignored(client, sns, signing_key):
+    delivery = sent_delivery("ok@example.org")
+    payload = signed(signing_key, notification(ses_message("Delivery", "ok@example.org", delivery.ses_message_id)))
+    assert post(client, payload).status_code == 200
+    assert post(client, payload).status_code == 200  # SNS retries: harmless
+    assert SESEvent.objects.count() == 1
+    delivery.refresh_from_db()
+    assert delivery.feedback == "delivered"
+
+
+def test_subscription_confirmation_is_confirmed_at_the_sns_url(client, sns, signing_key):
+    sns.get(SUBSCRIBE_URL, body="<ConfirmSubscriptionResponse/>")
+    confirmation = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": str(uuid.uuid4()),
+        "Token": "t",
+        "TopicArn": TOPIC,
+        "Message": "You have chosen to subscribe to the topic.",
+        "SubscribeURL": SUBSCRIBE_URL,
+        "Timestamp": "2026-12-01T00:00:00.000Z",
+    }
+    assert post(client, signed(signing_key, confirmation)).status_code == 200
+    assert [c.request.url for c in sns.calls if "ConfirmSubscription" in c.request.url] == [SUBSCRIBE_URL]
+
+
+@pytest.mark.parametrize("tamper", ["message", "signature", "topic", "no-topics-configured"])
+def test_forged_or_untrusted_messages_are_rejected(client, sns, signing_key, settings, tamper):
+    delivery = sent_delivery("gone@example.org")
+    payload = signed(signing_key, notification(ses_message("Bounce", "gone@example.org", delivery.ses_message_id)))
+    if tamper == "message":
+        payload["Message"] = payload["Message"].replace("gone@", "other@")
+    elif tamper == "signature":
+        payload["Signature"] = base64.b64encode(b"x" * 256).decode()
+    elif tamper == "topic":
+        payload = signed(
+            signing_key, notification(ses_message("Bounce", "gone@example.org", "x"), topic=TOPIC + "-evil")
+        )
+    else:
+        settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = []
+    assert post(client, payload).status_code == 400
+    assert not SESEvent.objects.exists() and not Suppression.objects.exists()
+
+
+def test_webhook_answers_bad_input_with_400_not_500(client, sns):
+    assert client.post(reverse("ses-events"), data=b"not json", content_type="text/plain").status_code == 400
+    assert client.post(reverse("ses-events"), data=b"x" * 300_000, content_type="text/plain").status_code == 400
+    assert client.get(reverse("ses-events")).status_code == 405
+
+
+def test_reputation_guard_pauses_sending_and_an_admin_resumes(client, sns, signing_key, settings):
+    settings.REPUTATION_MIN_SAMPLE = 20
+    settings.ADMINS = []
+    deliveries = [sent_delivery(f"r{n}@example.org", minutes_ago=n) for n in range(20)]
+    post(
+        client, signed(signing_key, notification(ses_message("Bounce", "r0@example.org", deliveries[0].ses_message_id)))
+    )
+    # 1 hard bounce in 20 is 5%: SES's review threshold.
+    state = SendingState.objects.get()
+    assert state.paused and "bounce rate 5.00%" in state.reason
+
+    resume_sending()
+    assert not SendingState.objects.get().paused
+
+
+def test_reputation_guard_waits_for_enough_data(client, sns, signing_key, settings):
+    settings.REPUTATION_MIN_SAMPLE = 50
+    deliveries = [sent_delivery(f"r{n}@example.org", minutes_ago=n) for n in range(20)]
+    post(
+        client, signed(signing_key, notification(ses_message("Bounce", "r0@example.org", deliveries[0].ses_message_id)))
+    )
+    assert not SendingState.objects.filter(paused=True).exists()
