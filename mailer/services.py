@@ -1,9 +1,10 @@
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
@@ -243,12 +244,24 @@ def _cap_at_quota(run: SendRun) -> int:
     return len(over)
 
 
+def batch_size() -> int:
+    """SEND_BATCH_SIZE, or fewer when the send rate is low (the sandbox sends
+    about one mail a second): a batch must finish well within a task's soft
+    time limit."""
+    try:
+        rate = pacing.send_rate()
+    except Exception:  # SES unreachable: the batches will find out and record it
+        return settings.SEND_BATCH_SIZE
+    fits = int(rate * settings.CELERY_TASK_SOFT_TIME_LIMIT / 3)
+    return max(1, min(settings.SEND_BATCH_SIZE, fits))
+
+
 def enqueue_pending_deliveries(*, run_id: int) -> int:
     """Send the run's pending deliveries to the workers in batches of ids."""
     from mailer.tasks import send_delivery_batch as send_delivery_batch_task
 
     ids = Delivery.objects.filter(run_id=run_id, status=Delivery.Status.PENDING).order_by("id")
-    size = settings.SEND_BATCH_SIZE
+    size = batch_size()
     batches = 0
     chunk: list[int] = []
     for delivery_id in ids.values_list("id", flat=True).iterator(chunk_size=10_000):
@@ -306,6 +319,7 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     }
     moved: list[Subscription] = []
     stop: SendOutcome | None = None
+    in_flight: Delivery | None = None
     connection = get_connection()
     try:
         allowed = allowed_recipients(emails)
@@ -317,6 +331,7 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
             if stop is SendOutcome.PAUSED:
                 delivery.status = Delivery.Status.PENDING
                 continue
+            in_flight = delivery
             stop = _send_one(
                 delivery,
                 questions=questions,
@@ -325,11 +340,20 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
                 connection=connection,
                 moved=moved,
             )
+            in_flight = None
     except Exception:
-        # Nothing was sent for the rows not yet handled: give them back.
-        for delivery in deliveries:
-            if delivery.status == Delivery.Status.SENDING:
-                delivery.status = Delivery.Status.PENDING
+        # Interrupted (the soft time limit, a lost connection): the row being
+        # sent may have reached SES, so it is listed as unknown, never resent;
+        # the rows not reached yet go back to pending and to the queue.
+        if in_flight is not None and in_flight.status == Delivery.Status.SENDING:
+            in_flight.status, in_flight.reason = Delivery.Status.FAILED, UNKNOWN_REASON + "interrupted while sending"
+        untouched = [d for d in deliveries if d.status == Delivery.Status.SENDING]
+        for delivery in untouched:
+            delivery.status = Delivery.Status.PENDING
+        if untouched:
+            from mailer.tasks import send_delivery_batch as send_delivery_batch_task
+
+            transaction.on_commit(lambda: send_delivery_batch_task.delay(ids=[d.id for d in untouched]))
         raise
     finally:
         connection.close()
@@ -349,6 +373,7 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
 
 
 QUOTA_REASON = "SES 24-hour quota reached"
+UNKNOWN_REASON = "fate unknown, not resent automatically: "
 
 
 def _send_one(delivery: Delivery, *, questions, suppressed, allowed, connection, moved) -> SendOutcome | None:
@@ -383,8 +408,10 @@ def _send_one(delivery: Delivery, *, questions, suppressed, allowed, connection,
             return SendOutcome.PAUSED
         delivery.status, delivery.reason = Delivery.Status.FAILED, exc.reason
         if exc.outcome is SendOutcome.UNKNOWN:
-            delivery.reason = f"fate unknown, not resent automatically: {exc.reason}"[:1000]
+            delivery.reason = (UNKNOWN_REASON + exc.reason)[:1000]
         return None
+    except SoftTimeLimitExceeded:
+        raise  # the batch's time is up: send_delivery_batch settles the rows
     except Exception as exc:  # rendering or a bug: recorded on the row; the batch goes on
         logger.exception("delivery %s failed", delivery.id)
         delivery.status, delivery.reason = Delivery.Status.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
@@ -485,6 +512,7 @@ def send_run_report(*, run_id: int) -> bool:
     context = {
         "run": run,
         "progress": progress,
+        "unknown": run.deliveries.filter(status=Delivery.Status.FAILED, reason__startswith=UNKNOWN_REASON).count(),
         "failures": failures,
         "admin_url": absolute_url(reverse("admin:mailer_sendrun_change", args=[run.id])),
     }
@@ -668,3 +696,32 @@ def check_reputation() -> bool:
     if not problems:
         return False
     return pause_sending(reason=f"Reputation guard over the last {health.sample} deliveries: " + "; ".join(problems))
+
+
+# --- Leases ------------------------------------------------------------------------------
+
+
+def claim_lease() -> timedelta:
+    """How long a claimed (sending) row may stay so: past the hard time limit
+    of the task that claimed it, that task is certainly gone."""
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+
+
+def sweep_expired_claims() -> int:
+    """List deliveries whose worker died between claiming and recording.
+
+    They may or may not have reached SES, so they are never resent
+    automatically: each becomes failed with a "fate unknown" reason (shown in
+    the run and its report; an admin may retry them knowingly), and their runs
+    can finish. Beat runs this every few minutes.
+    """
+    expired = Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lt=timezone.now() - claim_lease())
+    run_ids = set(expired.values_list("run_id", flat=True).distinct())
+    count = expired.update(
+        status=Delivery.Status.FAILED, reason=UNKNOWN_REASON + "the worker that claimed it stopped before recording"
+    )
+    for run_id in run_ids:
+        finish_run_if_complete(run_id=run_id)
+    if count:
+        logger.warning("%d deliveries claimed by lost workers listed as fate unknown", count)
+    return count

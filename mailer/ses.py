@@ -20,6 +20,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django_ses import SESBackend
@@ -219,6 +220,11 @@ def send_message(build, *, priority: str = pacing.TRANSACTIONAL, attempts: int =
             message.send()
             return message
         except (ClientError, BotoCoreError) as exc:
+            cause = getattr(exc, "kwargs", {}).get("error")
+            if isinstance(cause, SoftTimeLimitExceeded):
+                # botocore wraps what interrupts its socket: the task's time
+                # is up, which the batch, not this send, must handle.
+                raise cause from exc
             outcome = classify(exc)
             reason = f"{type(exc).__name__}: {exc}"[:1000]
             if outcome is not SendOutcome.TRANSIENT or attempt == attempts:

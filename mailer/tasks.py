@@ -31,3 +31,8 @@ def send_run_report(*, run_id: int) -> bool:
 @shared_task(autoretry_for=(Exception,), retry_backoff=30, max_retries=5)
 def send_pause_alert(*, reason: str) -> int:
     return services.send_pause_alert(reason=reason)
+
+
+@shared_task
+def sweep_expired_claims() -> int:
+    return services.sweep_expired_claims()

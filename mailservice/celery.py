@@ -21,6 +21,11 @@ app.conf.beat_schedule = {
         "task": "mailer.tasks.start_daily_send",
         "schedule": crontab(hour=settings.DAILY_SEND_HOUR, minute=settings.DAILY_SEND_MINUTE, day_of_week="mon-fri"),
     },
+    # Deliveries whose worker died mid-batch are listed as "fate unknown".
+    "sweep-expired-claims": {
+        "task": "mailer.tasks.sweep_expired_claims",
+        "schedule": crontab(minute="*/5"),
+    },
     "heartbeat": {
         "task": "mailservice.tasks.record_heartbeat",
         "schedule": crontab(minute="*/5"),
