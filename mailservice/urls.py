@@ -6,6 +6,7 @@ from mailer.webhooks import SESEventsView
 from mailservice import views
 
 urlpatterns = [
+    path(settings.ADMIN_URL + "login/", views.admin_login, name="admin-login"),
     path(settings.ADMIN_URL, admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
