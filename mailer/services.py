@@ -704,7 +704,7 @@ def check_reputation() -> bool:
 def claim_lease() -> timedelta:
     """How long a claimed (sending) row may stay so: past the hard time limit
     of the task that claimed it, that task is certainly gone."""
-    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    return timedelta(seconds=settings.DELIVERY_CLAIM_LEASE_SECONDS or settings.CELERY_TASK_TIME_LIMIT + 60)
 
 
 def sweep_expired_claims() -> int:

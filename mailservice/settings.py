@@ -322,6 +322,9 @@ DAILY_SEND_MINUTE = env_int("DAILY_SEND_MINUTE", 0)
 # lose little to a crash, large enough to amortise the queries per task.
 SEND_BATCH_SIZE = env_int("SEND_BATCH_SIZE", 100)
 WEEKLY_DIGEST_SIZE = 5
+# How long a claimed delivery may stay unrecorded before the sweeper lists it
+# as "fate unknown". Default: the task's hard time limit plus a minute.
+DELIVERY_CLAIM_LEASE_SECONDS = env_int("DELIVERY_CLAIM_LEASE_SECONDS", 0) or None
 
 # --- Time ----------------------------------------------------------------------------
 

@@ -2,11 +2,13 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from mailer.dashboard import dashboard
 from mailer.webhooks import SESEventsView
 from mailservice import views
 
 urlpatterns = [
     path(settings.ADMIN_URL + "login/", views.admin_login, name="admin-login"),
+    path(settings.ADMIN_URL + "dashboard/", admin.site.admin_view(dashboard), name="dashboard"),
     path(settings.ADMIN_URL, admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
