@@ -139,6 +139,9 @@ class Delivery(models.Model):
     # Set by the one worker whose conditional UPDATE moved the row from pending
     # to sending; it then reads back exactly the rows it claimed.
     claim = models.CharField(max_length=32, blank=True, db_index=True)
+    # Rounds of sending that ended in throttling or passing errors; a few are
+    # put back for a later batch before the delivery counts as failed.
+    attempts = models.PositiveSmallIntegerField(_("send rounds"), default=0)
     claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     # What SES reported back about this mail (the webhook, by SES message id).

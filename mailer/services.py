@@ -358,8 +358,25 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     finally:
         connection.close()
         with transaction.atomic():
-            Delivery.objects.bulk_update(deliveries, ["status", "reason", "ses_message_id", "sent_at"])
-            Subscription.objects.bulk_update(moved, ["next_position", "last_sent_at"])
+            # Rows the sweeper took back (this batch outlived its lease) are
+            # its to report now, not ours.
+            still_ours = set(Delivery.objects.filter(claim=claim).values_list("id", flat=True))
+            Delivery.objects.bulk_update(
+                [d for d in deliveries if d.id in still_ours],
+                ["status", "reason", "ses_message_id", "sent_at", "attempts"],
+            )
+            Subscription.objects.bulk_update(
+                [s for s in moved if any(d.subscription_id == s.id and d.id in still_ours for d in deliveries)],
+                ["next_position", "last_sent_at"],
+            )
+    again = [d for d in deliveries if d.status == Delivery.Status.PENDING and d.attempts and stop is None]
+    if again:
+        # Throttled or hit by passing errors through every retry: give SES a
+        # moment, then a later batch tries these again.
+        from mailer.tasks import send_delivery_batch as send_delivery_batch_task
+
+        pause = 5 * max(d.attempts for d in again)
+        send_delivery_batch_task.apply_async(kwargs={"ids": [d.id for d in again]}, countdown=pause)
     for delivery in deliveries:
         if delivery.status in {"sent", "failed", "skipped"}:
             setattr(result, delivery.status, getattr(result, delivery.status) + 1)
@@ -373,6 +390,10 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
 
 
 QUOTA_REASON = "SES 24-hour quota reached"
+# A delivery whose sends kept meeting throttling or passing errors goes back
+# to the queue this many times (after a growing pause) before it fails.
+TRANSIENT_ROUNDS = 5
+RETRY_LATER = "retry later"
 UNKNOWN_REASON = "fate unknown, not resent automatically: "
 
 
@@ -406,6 +427,10 @@ def _send_one(delivery: Delivery, *, questions, suppressed, allowed, connection,
         if exc.outcome is SendOutcome.PAUSED:
             delivery.status = Delivery.Status.PENDING
             return SendOutcome.PAUSED
+        delivery.attempts += 1
+        if exc.outcome is SendOutcome.TRANSIENT and delivery.attempts < TRANSIENT_ROUNDS:
+            delivery.status, delivery.reason = Delivery.Status.PENDING, exc.reason  # for a later batch
+            return None
         delivery.status, delivery.reason = Delivery.Status.FAILED, exc.reason
         if exc.outcome is SendOutcome.UNKNOWN:
             delivery.reason = (UNKNOWN_REASON + exc.reason)[:1000]
@@ -486,7 +511,7 @@ def retry_failed_deliveries(*, run: SendRun) -> int:
     """
     with transaction.atomic():
         count = Delivery.objects.filter(run=run, status__in=[Delivery.Status.FAILED, Delivery.Status.DEFERRED]).update(
-            status=Delivery.Status.PENDING, reason="", claim=""
+            status=Delivery.Status.PENDING, reason="", claim="", attempts=0
         )
         if count:
             SendRun.objects.filter(id=run.id).update(status=SendRun.Status.SENDING, finished_at=None)
@@ -718,10 +743,36 @@ def sweep_expired_claims() -> int:
     expired = Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lt=timezone.now() - claim_lease())
     run_ids = set(expired.values_list("run_id", flat=True).distinct())
     count = expired.update(
-        status=Delivery.Status.FAILED, reason=UNKNOWN_REASON + "the worker that claimed it stopped before recording"
+        status=Delivery.Status.FAILED,
+        reason=UNKNOWN_REASON + "the worker that claimed it stopped before recording",
+        claim="",
     )
     for run_id in run_ids:
         finish_run_if_complete(run_id=run_id)
     if count:
         logger.warning("%d deliveries claimed by lost workers listed as fate unknown", count)
     return count
+
+
+def requeue_stalled_runs(*, quiet_for: timedelta | None = None) -> int:
+    """Queue again the pending deliveries of runs that stopped moving.
+
+    Their batch tasks can be lost with the broker's memory (a Redis restart
+    without persistence). Queueing a pending row twice is harmless: only one
+    claim can take it. Beat runs this with the sweeper.
+    """
+    quiet_for = quiet_for or claim_lease()
+    since = timezone.now() - quiet_for
+    requeued = 0
+    for run in SendRun.objects.filter(status=SendRun.Status.SENDING, started_at__lt=since):
+        deliveries = run.deliveries
+        if not deliveries.filter(status=Delivery.Status.PENDING).exists():
+            continue
+        if deliveries.filter(claimed_at__gte=since).exists():
+            continue  # still moving
+        if selectors.sending_paused():
+            continue
+        logger.warning("send run %s stalled with pending deliveries: queueing them again", run.day)
+        enqueue_pending_deliveries(run_id=run.id)
+        requeued += 1
+    return requeued

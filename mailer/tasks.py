@@ -35,4 +35,6 @@ def send_pause_alert(*, reason: str) -> int:
 
 @shared_task
 def sweep_expired_claims() -> int:
-    return services.sweep_expired_claims()
+    swept = services.sweep_expired_claims()
+    services.requeue_stalled_runs()
+    return swept
