@@ -68,9 +68,17 @@ def _read_text(path: Path) -> str:
     return text
 
 
+def _check_text(text: str, what: str) -> str:
+    """Text the database can store: no NUL, no unpaired surrogates (YAML escapes can make both)."""
+    if "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text):
+        raise ValueError(f"{what} contains characters that are not text (NUL or a lone surrogate)")
+    return text
+
+
 def _clean_title(title) -> str:
     if not isinstance(title, str) or not title.strip():
         raise ValueError("has no title")
+    _check_text(title, "title")
     title = " ".join(title.split())  # one line: titles become mail subjects
     if len(title) > MAX_TITLE_LENGTH:
         raise ValueError(f"title longer than {MAX_TITLE_LENGTH} characters")
@@ -85,6 +93,8 @@ def _split_front_matter(text: str) -> tuple[dict, str]:
         meta = yaml.safe_load(match.group(1))
     except yaml.YAMLError as exc:
         raise ValueError(f"front matter is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ValueError("front matter is nested too deeply") from None
     if not isinstance(meta, dict):
         raise ValueError("front matter is not a mapping of keys to values")
     return meta, text[match.end() :]
@@ -92,6 +102,7 @@ def _split_front_matter(text: str) -> tuple[dict, str]:
 
 def _read_front_matter_layout(folder: Path) -> tuple[list[QuestionFile], list[FileProblem]]:
     files, problems = [], []
+    root = folder.resolve()
     for path in sorted(folder.glob("*.md")):
         relative = path.name
         if relative.lower() == "readme.md":
@@ -105,6 +116,9 @@ def _read_front_matter_layout(folder: Path) -> tuple[list[QuestionFile], list[Fi
             question = meta.get("question") or ""
             if not isinstance(question, str):
                 raise ValueError("'question' must be text")
+            _check_text(question, "'question'")
+            if root not in path.resolve().parents:
+                raise ValueError("is a link to a file outside the folder")
             if not body.strip():
                 raise ValueError("has no answer below the front matter")
         except (ValueError, OSError) as exc:

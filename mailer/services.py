@@ -1,3 +1,4 @@
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Max
@@ -79,6 +81,9 @@ def import_questions(
         next_position = (Question.objects.filter(category=category).aggregate(m=Max("position"))["m"] or 0) + 1
         for item in files:
             key = f"{source}:{item.relative_path}"
+            if len(key) > Question._meta.get_field("source_key").max_length:
+                report.problems.append(FileProblem(item.relative_path, "path too long to be a source key"))
+                continue
             if key in foreign:
                 report.problems.append(FileProblem(item.relative_path, f"source key {key} belongs to another category"))
                 continue
@@ -625,19 +630,23 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
     everything and suppress. Delivery: mark the delivery delivered. SNS
     delivers at least once, so an event seen before is ignored.
     """
-    kind = (message.get("eventType") or message.get("notificationType") or "").lower()
+    if not isinstance(message, dict):
+        return None
+    kind = message.get("eventType") or message.get("notificationType") or ""
+    kind = kind.lower() if isinstance(kind, str) else ""
     if kind not in SESEvent.Kind.values:
         return None
-    mail = message.get("mail") or {}
+    message = _storable(message)
+    mail = _mapping(message.get("mail"))
     ses_message_id = str(mail.get("messageId", ""))[:200]
-    detail = message.get(kind) or {}
+    detail = _mapping(message.get(kind))
     if kind == SESEvent.Kind.BOUNCE:
-        recipients = [r.get("emailAddress", "") for r in detail.get("bouncedRecipients", [])]
+        recipients = [_mapping(r).get("emailAddress") for r in _sequence(detail.get("bouncedRecipients"))]
     elif kind == SESEvent.Kind.COMPLAINT:
-        recipients = [r.get("emailAddress", "") for r in detail.get("complainedRecipients", [])]
+        recipients = [_mapping(r).get("emailAddress") for r in _sequence(detail.get("complainedRecipients"))]
     else:
-        recipients = list(detail.get("recipients", []))
-    recipients = [r.strip() for r in recipients if isinstance(r, str) and "@" in r][:50]
+        recipients = _sequence(detail.get("recipients"))
+    recipients = [r for r in (_valid_address(r) for r in recipients[:50]) if r]
     bounce_type = str(detail.get("bounceType", ""))[:32] if kind == SESEvent.Kind.BOUNCE else ""
     delivery = Delivery.objects.filter(ses_message_id=ses_message_id).first() if ses_message_id else None
 
@@ -687,9 +696,33 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
     return event
 
 
-def json_detail(detail: dict) -> str:
-    import json
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
+
+def _sequence(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _valid_address(value) -> str | None:
+    """An address SES named, if it is one DailyQ could have mailed."""
+    from subscriptions.services import normalize_email
+
+    if not isinstance(value, str):
+        return None
+    try:
+        return normalize_email(value)
+    except ValidationError:
+        return None
+
+
+def _storable(message: dict) -> dict:
+    """The message with what PostgreSQL cannot store (NUL, lone surrogates) removed."""
+    text = json.dumps(message, ensure_ascii=False).replace("\\u0000", "")
+    return json.loads(text.encode("utf-8", "replace").decode("utf-8"))
+
+
+def json_detail(detail: dict) -> str:
     return json.dumps(detail, ensure_ascii=False)[:2000]
 
 

@@ -8,6 +8,7 @@ can sign SNS messages), it confirms subscriptions with a bounded HTTP call,
 and it hands each event to mailer.services.record_ses_event.
 """
 
+import json
 import logging
 
 import requests
@@ -32,7 +33,21 @@ class SESEventsView(SESEventWebhookView):
     def post(self, request, *args, **kwargs):
         if len(request.body) > MAX_BODY_BYTES:
             return HttpResponseBadRequest("Too large.")
+        try:
+            notification = json.loads(request.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return HttpResponseBadRequest("The request body is not JSON.")
+        if not isinstance(notification, dict) or not all(isinstance(v, str) for v in notification.values()):
+            # SNS sends a flat object of strings; anything else is not from SNS.
+            return HttpResponseBadRequest("Not an SNS message.")
         return super().post(request, *args, **kwargs)
+
+    def verify_event_message(self, notification):
+        try:
+            return super().verify_event_message(notification)
+        except Exception as exc:  # malformed signature fields: not verified, never a 500
+            logger.info("SNS signature check failed on a malformed message: %r", exc)
+            return False
 
     def verify_event_topic(self, notification):
         trusted = settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS

@@ -16,6 +16,7 @@ import hmac
 import io
 import logging
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -63,6 +64,10 @@ def normalize_email(value: str) -> str:
     are compared case-insensitively everywhere.
     """
     value = (value or "").strip()
+    if any(unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Cs"} for char in value):
+        # Control and format characters (quoted local parts allow some) can
+        # never be put in a mail header.
+        raise ValidationError(_("Enter a valid email address."), code="invalid")
     if len(value) > MAX_EMAIL_LENGTH:
         raise ValidationError(
             _("An email address has at most %(max)d characters.") % {"max": MAX_EMAIL_LENGTH}, code="too_long"
@@ -486,7 +491,12 @@ def plan_subscriber_import(text: str) -> ImportPlan:
     """
     plan = ImportPlan()
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    if not reader.fieldnames or "email" not in [(name or "").strip().lower() for name in reader.fieldnames]:
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        plan.invalid.append(ImportProblem(line=1, value="", reason=f"CSV: {exc}"))
+        return plan
+    if not fieldnames or "email" not in [(name or "").strip().lower() for name in fieldnames]:
         plan.invalid.append(
             ImportProblem(
                 line=1, value="", reason=str(_("The first row must name the columns, with an 'email' column."))

@@ -1,0 +1,172 @@
+"""Signed links: a token works only for the purpose and the subscriber it was
+made for. Anything else (random text, another purpose's token, a tampered,
+truncated, re-salted, foreign-key-signed or stale token) gets the friendly
+404 page on GET and POST, never a 500, and changes nothing."""
+
+from datetime import timedelta
+from unittest import mock
+from urllib.parse import quote
+
+import pytest
+from django.core import signing
+from django.utils import timezone
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from mailer.models import Suppression
+from subscriptions.models import Subscriber, Subscription, Verification
+from subscriptions.tokens import Purpose, make_token
+from tests.factories import make_subscriber
+from tests.properties.strategies import fuzz, unique
+
+pytestmark = pytest.mark.django_db
+
+PAGES = {Purpose.CONFIRM: "/confirm/{}/", Purpose.MANAGE: "/manage/{}/", Purpose.UNSUBSCRIBE: "/unsubscribe/{}/"}
+TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_:."
+
+
+def url(purpose: Purpose, token: str) -> str:
+    return PAGES[purpose].format(quote(token, safe=""))
+
+
+def make_target():
+    """An active subscriber with an open, issued verification (a confirm link would work)."""
+    subscriber = make_subscriber(f"{unique('t')}@example.org", categories=("backend", "frontend"))
+    verification = Verification.objects.create(
+        subscriber=subscriber,
+        categories=["backend"],
+        frequency="daily",
+        language="ko",
+        code_hash="0" * 64,
+        expires_at=timezone.now() + timedelta(minutes=10),
+    )
+    return subscriber, verification
+
+
+def valid_token(purpose: Purpose, subscriber, verification, category=None) -> str:
+    payload = {"v": verification.id} if purpose == Purpose.CONFIRM else {"s": subscriber.id}
+    if purpose == Purpose.UNSUBSCRIBE and category:
+        payload["c"] = category
+    return make_token(purpose, payload)
+
+
+def state():
+    return (
+        sorted(Subscriber.objects.values_list("id", "status", "frequency", "unsubscribed_at")),
+        sorted(Subscription.objects.values_list("id", "is_active")),
+        sorted(Verification.objects.values_list("id", "confirmed_at", "revoked_at", "attempts")),
+        Suppression.objects.count(),
+    )
+
+
+def assert_refused_everywhere(client, page: Purpose, token: str) -> None:
+    before = state()
+    for method in (client.get, client.post):
+        data = {"List-Unsubscribe": "One-Click", "action": "unsubscribe"} if method == client.post else {}
+        response = method(url(page, token), data)
+        assert response.status_code == 404, (method, response.status_code)
+        if "/" not in token:  # a "/" (never in a signed token) makes another path: Django's own 404
+            assert "DailyQ" in response.content.decode()  # the site's page, not a bare error
+    assert state() == before
+
+
+def tamper(token: str, position: int, replacement: str) -> str:
+    position %= len(token)
+    if token[position] == replacement:
+        replacement = "A" if replacement != "A" else "B"
+    return token[:position] + replacement + token[position + 1 :]
+
+
+@fuzz(60)
+@given(
+    page=st.sampled_from(list(Purpose)),
+    token=st.one_of(
+        st.text(min_size=1, max_size=80),
+        st.text(TOKEN_CHARS, min_size=1, max_size=120),
+        st.text(TOKEN_CHARS, min_size=513, max_size=700),
+        st.sampled_from(
+            [
+                "eyJzIjoxfQ:forged:signature",
+                ".eJyrVipWslIyMDBQ0lEqLs3VTVUEMkxMdXKTNNzIzMjbRUaQCwBUXQZ3",
+                "%00",
+                "..",
+                "\x00",
+            ]
+        ),
+    ),
+)
+def test_random_strings_are_not_tokens(client, page, token):
+    make_target()
+    assert_refused_everywhere(client, page, token)
+
+
+@fuzz(40)
+@given(
+    made_for=st.sampled_from(list(Purpose)),
+    used_on=st.sampled_from(list(Purpose)),
+    category=st.sampled_from([None, "backend"]),
+)
+def test_a_token_works_only_for_its_own_purpose(client, made_for, used_on, category):
+    subscriber, verification = make_target()
+    # One payload that would satisfy every page: only the salt tells them apart.
+    payload = {"s": subscriber.id, "v": verification.id}
+    if category:
+        payload["c"] = category
+    token = make_token(made_for, payload)
+    if made_for == used_on:
+        assert client.get(url(used_on, token)).status_code == 200
+    else:
+        assert_refused_everywhere(client, used_on, token)
+
+
+@fuzz(60)
+@given(
+    purpose=st.sampled_from(list(Purpose)),
+    position=st.integers(0, 1000),
+    replacement=st.sampled_from(TOKEN_CHARS),
+    cut=st.integers(1, 20),
+    how=st.sampled_from(["flip", "truncate", "extend", "case", "salt", "key", "unsigned"]),
+)
+@example(purpose=Purpose.MANAGE, position=10**6, replacement="x", cut=1, how="flip")
+def test_tampered_or_forged_tokens_are_refused(client, purpose, position, replacement, cut, how):
+    subscriber, verification = make_target()
+    genuine = valid_token(purpose, subscriber, verification)
+    payload = {"v": verification.id} if purpose == Purpose.CONFIRM else {"s": subscriber.id}
+    token = {
+        "flip": lambda: tamper(genuine, position, replacement),
+        "truncate": lambda: genuine[:-cut],
+        "extend": lambda: genuine + replacement * cut,
+        "case": lambda: genuine.swapcase(),
+        "salt": lambda: signing.dumps(payload, salt=f"dailyq.{purpose} "),  # a near-miss salt
+        "key": lambda: signing.dumps(payload, key="not-the-secret-key", salt=f"dailyq.{purpose}"),
+        "unsigned": lambda: signing.b64_encode(b'{"s":1,"v":1}').decode(),
+    }[how]()
+    assert token != genuine
+    assert_refused_everywhere(client, purpose, token)
+
+
+@fuzz(30)
+@given(
+    purpose=st.sampled_from(list(Purpose)),
+    gone=st.sampled_from(["deleted subscriber", "confirmed", "revoked", "expired code", "expired link"]),
+)
+def test_tokens_for_what_no_longer_exists_are_refused(client, purpose, gone):
+    subscriber, verification = make_target()
+    if gone == "expired link":
+        if purpose != Purpose.CONFIRM:
+            return  # manage and unsubscribe links do not expire (they live in kept mails)
+        with mock.patch("time.time", return_value=timezone.now().timestamp() - 3600):
+            token = valid_token(purpose, subscriber, verification)
+    else:
+        token = valid_token(purpose, subscriber, verification)
+    if gone == "deleted subscriber":
+        Subscriber.objects.filter(id=subscriber.id).delete()
+    elif purpose != Purpose.CONFIRM:
+        return  # the rest only concern confirm links
+    elif gone == "confirmed":
+        Verification.objects.filter(id=verification.id).update(confirmed_at=timezone.now())
+    elif gone == "revoked":
+        Verification.objects.filter(id=verification.id).update(revoked_at=timezone.now())
+    elif gone == "expired code":
+        Verification.objects.filter(id=verification.id).update(code_hash="")
+    assert_refused_everywhere(client, purpose, token)
