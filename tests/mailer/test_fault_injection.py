@@ -34,7 +34,7 @@ TUESDAY = date(2026, 12, 1)
 class Deployment:
     """Worker processes, `send_daily` and a fake SES, with the knobs to break them."""
 
-    def __init__(self, *, redis_url, settings, fake: FakeSES, batch_size=25, soft_limit=5):
+    def __init__(self, *, redis_url, settings, fake: FakeSES, batch_size=25, soft_limit=15):
         database = connection.settings_dict
         self.fake = fake
         self.env = {
@@ -83,7 +83,7 @@ class Deployment:
         children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
         return [int(pid) for pid in children]
 
-    def wait_until_done(self, timeout=180, during=None):
+    def wait_until_done(self, timeout=300, during=None):
         """Wait for the run to finish, sweeping expired claims as beat would."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
