@@ -374,6 +374,8 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
                 [s for s in moved if any(d.subscription_id == s.id and d.id in still_ours for d in deliveries)],
                 ["next_position", "last_sent_at"],
             )
+        # Also when interrupted: this batch may have settled the run's last rows.
+        finish_run_if_complete(run_id=deliveries[0].run_id)
     again = [d for d in deliveries if d.status == Delivery.Status.PENDING and d.attempts and stop is None]
     if again:
         # Throttled or hit by passing errors through every retry: give SES a
@@ -388,9 +390,9 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     run_id = deliveries[0].run_id
     if stop is SendOutcome.QUOTA:
         defer_pending_deliveries(run_id=run_id, reason=QUOTA_REASON)
+        finish_run_if_complete(run_id=run_id)
     elif stop is SendOutcome.PAUSED:
         pause_sending(reason="SES paused sending for this account")
-    finish_run_if_complete(run_id=run_id)
     return result
 
 
@@ -800,6 +802,7 @@ def requeue_stalled_runs(*, quiet_for: timedelta | None = None) -> int:
     for run in SendRun.objects.filter(status=SendRun.Status.SENDING, started_at__lt=since):
         deliveries = run.deliveries
         if not deliveries.filter(status=Delivery.Status.PENDING).exists():
+            finish_run_if_complete(run_id=run.id)  # a safety net: settled runs end
             continue
         if deliveries.filter(claimed_at__gte=since).exists():
             continue  # still moving
