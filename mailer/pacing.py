@@ -16,6 +16,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,16 @@ class Pacer:
         ahead = interval if priority == BULK else 60.0
         started = time.monotonic()
         while True:
-            granted, seconds, slot = self._book(interval, ahead)
+            try:
+                granted, seconds, slot = self._book(interval, ahead)
+            except RedisError as exc:
+                # Redis restarting: wait for it rather than fail the send.
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError(f"no send slot within {timeout} s: {exc}") from exc
+                logger.warning("send-rate limiter unavailable (%s); retrying", exc)
+                self._script = None
+                time.sleep(0.5)
+                continue
             if granted:
                 if seconds > 0:
                     time.sleep(seconds)
