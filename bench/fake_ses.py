@@ -60,6 +60,7 @@ class FakeSES:
         self.accepted: list[dict] = []
         self.refused: list[str] = []
         self.calls = 0
+        self.connections = 0  # TCP connections opened to it
         self._server = None
 
     # -- lifecycle --
@@ -72,6 +73,11 @@ class FakeSES:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with fake.lock:
+                    fake.connections += 1
 
             def do_GET(self):
                 fake._handle(self, "GET")

@@ -6,7 +6,9 @@ goes through here, so credentials, region and endpoint have one source.
 
 import hashlib
 import logging
+import os
 import random
+import threading
 import time
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -23,6 +25,7 @@ from botocore.exceptions import (
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
+from django.core.mail import get_connection
 from django_ses import SESBackend
 
 from mailer import pacing
@@ -215,6 +218,8 @@ def send_message(build, *, priority: str = pacing.TRANSACTIONAL, attempts: int =
     rate = pacing.send_rate()
     for attempt in range(1, attempts + 1):
         message = build()
+        if message.connection is None:
+            message.connection = reusable_connection()
         pacing.pacer.wait_for_slot(rate=rate, priority=priority)
         try:
             message.send()
@@ -233,6 +238,31 @@ def send_message(build, *, priority: str = pacing.TRANSACTIONAL, attempts: int =
             logger.info("SES send attempt %d failed (%s); retrying in %.1f s", attempt, reason, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+_connections = threading.local()
+
+
+def reusable_connection():
+    """An open SES email backend for this process and thread, made once.
+
+    Creating a boto3 session and client costs about 100 ms of CPU; a mail
+    built without a connection would pay it every time (measured by
+    loadtest/mail_cost.py). Keyed by process (a forked worker makes its
+    own) and by the settings it was made from (tests change them).
+    """
+    key = (
+        os.getpid(),
+        settings.EMAIL_BACKEND,
+        settings.AWS_SES_REGION_NAME,
+        settings.AWS_SES_REGION_ENDPOINT_URL,
+        settings.AWS_ACCESS_KEY_ID,
+    )
+    if getattr(_connections, "key", None) != key:
+        connection = get_connection()
+        connection.open()
+        _connections.key, _connections.connection = key, connection
+    return _connections.connection
 
 
 def _code(exc: Exception) -> str:
