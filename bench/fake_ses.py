@@ -70,6 +70,9 @@ class FakeSES:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without this, Nagle's
+            # algorithm holds the second for ~40 ms on every call.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -124,6 +127,7 @@ class FakeSES:
         return self._error(request, (400, "Sender", "InvalidAction", f"Unsupported action {action}"))
 
     def _send_raw_email(self, request, params):
+        arrived = time.time()
         if self.latency:
             time.sleep(self.latency)
         with self.lock:
@@ -151,6 +155,7 @@ class FakeSES:
                     "subject": str(headers.get("Subject", "")),
                     "size": len(raw),
                     "at": time.time(),
+                    "arrived": arrived,
                 }
             )
         return self._xml(

@@ -114,7 +114,7 @@ def test_ses_throttling_and_server_errors(make_deployment):
     assert statuses == {"sent": total} and unknown == 0  # all delivered eventually
     assert deployment.fake.refused.count("throttling") > 100
     # The shared rate held: no one-second window above SES_MAX_SEND_RATE.
-    arrivals = sorted(m["at"] for m in deployment.fake.accepted)
+    arrivals = sorted(m["arrived"] for m in deployment.fake.accepted)
     busiest = max(sum(1 for u in arrivals[i : i + 2100] if u < t + 1.0) for i, t in enumerate(arrivals))
     assert busiest <= 2000
 
