@@ -6,6 +6,7 @@ HTML survives only where it is harmless (<details>/<summary> for follow-up
 questions); scripts, styles, event handlers and javascript: links never do.
 """
 
+import functools
 import re
 
 import markdown as markdown_lib
@@ -30,7 +31,11 @@ ALLOWED_ATTRIBUTES = {
 _DETAILS_OPEN = re.compile(r"<details(\s[^>]*)?>", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=1024)
 def render_markdown(text: str) -> SafeString:
+    # Cached: a day's mail repeats a few questions thousands of times, and a
+    # Markdown render (extensions loaded anew each call) is the costliest
+    # step of building one (bench/README.md).
     text = _DETAILS_OPEN.sub('<details markdown="1">', text or "")
     html = markdown_lib.markdown(
         text, extensions=["fenced_code", "tables", "sane_lists", "md_in_html"], output_format="html"
