@@ -190,12 +190,10 @@ class SendRunAdmin(admin.ModelAdmin):
     def _preview_message(self, subscription_id):
         subscription = get_object_or_404(Subscription.objects.select_related("subscriber"), pk=subscription_id)
         day = timezone.localdate()
-        delivery = services.preview_delivery(subscription=subscription, day=day)
-        if not delivery.question_ids:
+        message = services.preview_daily_email(subscription=subscription, day=day)
+        if message is None:
             raise Http404("This category has no published questions.")
-        found = Question.objects.in_bulk(delivery.question_ids)
-        questions = [found[i] for i in delivery.question_ids]
-        return subscription, day, services.build_daily_email(delivery=delivery, questions=questions)
+        return subscription, day, message
 
     def preview_view(self, request, subscription_id):
         if not self.has_view_permission(request):

@@ -560,15 +560,26 @@ def send_run_report(*, run_id: int) -> bool:
     return True
 
 
+def preview_daily_email(*, subscription: Subscription, day: date):
+    """The mail `subscription` would get on `day` (unsent), or None without questions."""
+    delivery = preview_delivery(subscription=subscription, day=day)
+    found = Question.objects.in_bulk(delivery.question_ids)
+    questions = [found[i] for i in delivery.question_ids if i in found]
+    return build_daily_email(delivery=delivery, questions=questions) if questions else None
+
+
 def send_test_mail(*, subscription: Subscription, to: str, day: date) -> str:
     """Send `subscription`'s mail of `day` to `to` (an admin's test send); returns the SES message id."""
-    delivery = preview_delivery(subscription=subscription, day=day)
-    questions = list(Question.objects.filter(id__in=delivery.question_ids))
-    questions.sort(key=lambda q: delivery.question_ids.index(q.id))
-    message = build_daily_email(delivery=delivery, questions=questions)
-    message.to = [to]
-    message.subject = f"[TEST] {message.subject}"
-    message.send()
+
+    def build():
+        message = preview_daily_email(subscription=subscription, day=day)
+        if message is None:
+            raise ValueError("This category has no published questions.")
+        message.to = [to]
+        message.subject = f"[TEST] {message.subject}"
+        return message
+
+    message = send_message(build)  # paced and retried like every other mail
     return str(message.extra_headers.get("message_id", ""))
 
 

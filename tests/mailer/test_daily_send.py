@@ -11,7 +11,6 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.db import connection
-from django.urls import reverse
 from django.utils import timezone
 
 from mailer import services
@@ -285,4 +284,4 @@ def test_beat_task_sends_today_in_korean_time(settings):
     make_subscriber("a@example.org", activated_at=timezone.now() - timedelta(days=3))
     result = start_daily_send_task.delay(day=TUESDAY.isoformat()).get()
     assert SendRun.objects.get().id == result
-    assert reverse("admin:mailer_sendrun_change", args=[result])
+    assert SendRun.objects.get().day == TUESDAY
