@@ -149,42 +149,7 @@ def install_celery_hooks() -> None:
         redis_client().hset(f"{PREFIX}ready", hostname, os.getpid())
 
 
-# --- what-if experiments (bench only): try a recommended change without editing the app ---
-
-EXPERIMENTS = {name.strip() for name in os.environ.get("DAILYQ_BENCH_EXPERIMENTS", "").split(",") if name.strip()}
-
-
-def install_experiments() -> None:
-    """`shared-ses-client`: one boto3 SES client per process instead of one per batch
-    (botocore clients are thread-safe; sessions are not, so it is made once, under a lock).
-    `markdown-cache`: render each question's Markdown once per process, not per message."""
-    if "shared-ses-client" in EXPERIMENTS:
-        import django_ses
-
-        original_open = django_ses.SESBackend.open
-        shared = {}
-
-        def open_shared(self):
-            if self.connection:
-                return False
-            with _lock:
-                if "client" not in shared:
-                    original_open(self)
-                    shared["client"] = self.connection
-            self.connection = shared["client"]
-            return True
-
-        django_ses.SESBackend.open = open_shared
-    if "markdown-cache" in EXPERIMENTS:
-        from functools import lru_cache
-
-        from mailer import services
-
-        services.render_markdown = lru_cache(maxsize=4096)(services.render_markdown)
-
-
 if ENABLED:
     install_query_counter()
-    install_experiments()
     install_timers()
     install_celery_hooks()

@@ -218,7 +218,6 @@ def bench_env(args, ses_url: str, *, rate: float) -> dict:
     }
     if args.batch_size:
         env["SEND_BATCH_SIZE"] = str(args.batch_size)
-    env["DAILYQ_BENCH_EXPERIMENTS"] = args.experiments
     for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SES_CONFIGURATION_SET"):
         env.pop(name, None)
     return env
@@ -793,11 +792,6 @@ def parse_args(argv=None):
     parser.add_argument("--database", default="dailyq_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--queue", default="dailyq-bench")
-    parser.add_argument(
-        "--experiments",
-        default="",
-        help="what-if changes patched into the workers by bench/instrument.py: shared-ses-client, markdown-cache",
-    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     args.database_url = f"postgres://postgres@127.0.0.1:5432/{args.database}"
@@ -830,7 +824,7 @@ def main(argv=None) -> None:
             f"DailyQ send bench: {args.subscriptions} subscriptions, {args.workers} workers x {args.pool} "
             f"{args.concurrency}, fake SES latency {1000 * args.latency:.0f} ms at {ses.url}; "
             f"message size {sizes[0]}-{sizes[-1]} bytes (median {percentile(sizes, 50)}); "
-            f"code {code_version()}" + (f"; EXPERIMENTS {args.experiments}" if args.experiments else "")
+            f"code {code_version()}"
         )
         results: dict = {
             "args": {k: v for k, v in vars(args).items() if k != "phases"},

@@ -9,8 +9,11 @@ Celery worker has no request to build them from.
 """
 
 import re
+import secrets
+import threading
 import unicodedata
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from email.utils import getaddresses
 from typing import Any
@@ -20,6 +23,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template import Context, Engine
 from django.utils import translation
+from django.utils.html import escape
 
 SITE_NAME = "DailyQ"
 
@@ -92,19 +96,86 @@ def build_email(
     connection=None,
 ) -> EmailMultiAlternatives:
     """A new text + HTML message from DEFAULT_FROM_EMAIL to the one address `to`; not sent."""
+    return email_message(render_email(name, context, language=language), to=to, headers=headers, connection=connection)
+
+
+def email_message(
+    rendered: RenderedEmail, *, to: str, headers: Mapping[str, str] | None = None, connection=None
+) -> EmailMultiAlternatives:
+    """A text + HTML message of `rendered` from DEFAULT_FROM_EMAIL to the one address `to`; not sent."""
     _check_recipient(to)
-    extra_headers = _checked_headers(headers or {})
-    rendered = render_email(name, context, language=language)
     message = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],
-        headers=extra_headers,
+        headers=_checked_headers(headers or {}),
         connection=connection,
     )
     message.attach_alternative(rendered.html, "text/html")
     return message
+
+
+# --- One render for many recipients -----------------------------------------------
+#
+# A day's mail goes to thousands of readers who differ only in their links
+# (signed tokens). render_shared_email renders a mail once with markers in
+# place of those values and keeps it; personalise() puts each reader's
+# values in. The markers carry a random per-process nonce, so no question
+# text can contain one.
+
+_MARKER = f"dailyq-{secrets.token_hex(8)}-"
+_SHARED_RENDERS_MAX = 256
+_shared_renders: OrderedDict = OrderedDict()
+_shared_lock = threading.Lock()
+# What a personal value may not hold: it goes into a header-like subject line
+# and into HTML attributes after cleaning and escaping were done.
+_UNSAFE_VALUE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def render_shared_email(
+    name: str,
+    make_context: Callable[[], Mapping[str, Any]],
+    *,
+    language: str,
+    personal: tuple[str, ...],
+    key: Hashable,
+) -> RenderedEmail:
+    """render_email of `make_context()` with the `personal` entries as markers, for personalise().
+
+    Renders are kept (the last 256) by `name`, language and `key`: the
+    caller's key must identify everything `make_context` returns, which is
+    only called when no render is kept.
+    """
+    language = _supported_language(language)
+    cache_key = (name, language, settings.SITE_URL, personal, key)
+    with _shared_lock:
+        rendered = _shared_renders.get(cache_key)
+        if rendered is not None:
+            _shared_renders.move_to_end(cache_key)
+            return rendered
+    markers = {field: f"{_MARKER}{field}-" for field in personal}
+    rendered = render_email(name, {**make_context(), **markers}, language=language)
+    with _shared_lock:
+        _shared_renders[cache_key] = rendered
+        while len(_shared_renders) > _SHARED_RENDERS_MAX:
+            _shared_renders.popitem(last=False)
+    return rendered
+
+
+def personalise(rendered: RenderedEmail, values: Mapping[str, str]) -> RenderedEmail:
+    """`rendered` (from render_shared_email) with each marker replaced by its value."""
+    subject, text, html = rendered.subject, rendered.text, rendered.html
+    for field, value in values.items():
+        if not isinstance(value, str) or _UNSAFE_VALUE.search(value):
+            raise ValueError(f"Invalid value for {field}: {value!r}")
+        marker = f"{_MARKER}{field}-"
+        subject = subject.replace(marker, value)
+        text = text.replace(marker, value)
+        html = html.replace(marker, escape(value))
+    if _MARKER in subject or _MARKER in text or _MARKER in html:
+        raise ValueError("A personal value was left unfilled")
+    return RenderedEmail(subject=subject, text=text, html=html)
 
 
 def _supported_language(language: str) -> str:

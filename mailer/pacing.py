@@ -5,14 +5,25 @@ workers each keeping to it would together exceed it eightfold. Every send
 first takes a slot from one schedule kept in Redis (GCRA: slots are spaced
 1/rate apart, so no one-second window ever holds more than the rate).
 
-Bulk sends (the daily mail) may only book the very next slot; transactional
+Bulk sends (the daily mail) may only book the very next slots; transactional
 ones (verification codes) may book ahead, so a running daily send cannot
-keep a visitor's code waiting for more than a slot or two.
+keep a visitor's code waiting for more than a few milliseconds.
+
+Slots are spaced for MARGIN (97%) of the rate: a sender wakes for its slot
+a few milliseconds late now and then, and the next one on time; the margin
+keeps even those wake-ups (and so SES's arrivals) within the rate in every
+one-second window.
+
+A process's bulk senders book slots in small blocks (at most BLOCK_SPAN of
+the schedule, so one Redis call serves several sends) and share them in
+order. A slot left unused for STALE seconds is dropped, never sent on late:
+late sends would bunch with the next slots' and crowd a second.
 """
 
 import logging
 import threading
 import time
+from collections import deque
 
 from django.conf import settings
 from django.core.cache import cache
@@ -23,22 +34,29 @@ logger = logging.getLogger(__name__)
 BULK = "bulk"
 TRANSACTIONAL = "transactional"
 KEY = "dailyq:ses:next-slot"
+MARGIN = 0.97  # slots are spaced for this fraction of the rate (module docstring)
+BLOCK_SPAN = 0.02  # seconds of the schedule one bulk booking may take
+BLOCK_MAX = 32  # slots in one booking (reached when the rate is far above what is sent)
+STALE = 0.025  # seconds after which an unused booked slot is dropped
 
 # KEYS[1]: time of the next free slot (Redis server clock, seconds).
-# ARGV[1]: seconds between slots; ARGV[2]: how far ahead this caller may book.
-# Returns {granted, seconds, slot}: granted -> wait `seconds`, then send (the
-# slot's time on the Redis clock); refused -> try again after `seconds`.
+# ARGV[1]: seconds between slots; ARGV[2]: how far ahead this caller may
+# book; ARGV[3]: how many consecutive slots it books.
+# Returns {granted, seconds, slot}: granted -> the first slot is `seconds`
+# from now (`slot` on the Redis clock), the others follow 1/rate apart;
+# refused -> try again after `seconds`.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
 local ahead = tonumber(ARGV[2])
+local count = tonumber(ARGV[3] or '1')
 local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
 if slot < now then slot = now end
 if slot - now > ahead then
   return {0, tostring(slot - now - ahead), tostring(slot)}
 end
-local following = slot + interval
+local following = slot + count * interval
 redis.call('SET', KEYS[1], tostring(following), 'PX', math.ceil((following - now) * 1000) + 60000)
 return {1, tostring(slot - now), tostring(slot)}
 """
@@ -49,23 +67,68 @@ class Pacer:
         self._script = None
         self._local_lock = threading.Lock()
         self._local_slot = 0.0
-
-    def _redis_script(self):
-        if self._script is None:
-            import redis
-
-            client = redis.Redis.from_url(settings.REDIS_URL)
-            self._script = client.register_script(_SCRIPT)
-        return self._script
+        # Bulk slots this process booked and has not used yet, in order: (due
+        # on the monotonic clock, slot on the schedule's clock); their interval.
+        self._bulk_lock = threading.Lock()
+        self._bulk_slots: deque[tuple[float, float]] = deque()
+        self._bulk_interval = 0.0
+        self._bulk_binding = False
 
     def wait_for_slot(self, *, rate: float, priority: str = BULK, timeout: float = 300) -> float:
         """Block until this process may send one message; returns the slot's time."""
-        interval = 1.0 / rate
-        ahead = interval if priority == BULK else 60.0
+        interval = 1.0 / (rate * MARGIN)
+        if priority != BULK:
+            [(due, slot)] = self._book_slots(interval, ahead=60.0, count=1, timeout=timeout)
+        else:
+            due, slot = self._take_bulk_slot(interval, timeout)
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        return slot
+
+    def _take_bulk_slot(self, interval: float, timeout: float) -> tuple[float, float]:
+        """The next fresh slot this process booked, booking a block when none is left."""
+        slots = self._bulk_slots
+        if self._bulk_interval != interval:
+            with self._bulk_lock:
+                if self._bulk_interval != interval:  # the rate changed: those slots are for the old one
+                    slots.clear()
+                    self._bulk_interval = interval
+        while True:
+            # Taking a slot needs no lock (deque.popleft is atomic); booking
+            # does: one thread books while the others wait for what it booked.
+            try:
+                due, slot = slots.popleft()
+            except IndexError:
+                count = max(1, min(BLOCK_MAX, int(BLOCK_SPAN / interval)))
+                if self._bulk_binding:
+                    # The rate binds: one thread waits for the next block, the
+                    # others for what it books (not 16 threads polling Redis).
+                    with self._bulk_lock:
+                        if not slots:
+                            slots.extend(self._book_bulk(interval, count, timeout))
+                else:
+                    # Slots are there for the asking: no thread waits on another's call.
+                    slots.extend(self._book_bulk(interval, count, timeout))
+                continue
+            if due >= time.monotonic() - STALE:
+                return due, slot
+
+    def _book_bulk(self, interval: float, count: int, timeout: float) -> list[tuple[float, float]]:
+        booked = self._book_slots(interval, ahead=interval, count=count, timeout=timeout)
+        # Binding: the block had to be waited for (refused, or granted ahead of now).
+        self._bulk_binding = booked[0][0] > time.monotonic() + interval / 2
+        return booked
+
+    def forget_booked(self) -> None:
+        with self._bulk_lock:
+            self._bulk_slots.clear()
+
+    def _book_slots(self, interval: float, *, ahead: float, count: int, timeout: float) -> list[tuple[float, float]]:
         started = time.monotonic()
         while True:
             try:
-                granted, seconds, slot = self._book(interval, ahead)
+                granted, seconds, slot = self._book(interval, ahead, count)
             except RedisError as exc:
                 # Redis restarting: wait for it rather than fail the send.
                 if time.monotonic() - started > timeout:
@@ -75,14 +138,24 @@ class Pacer:
                 time.sleep(0.5)
                 continue
             if granted:
-                if seconds > 0:
-                    time.sleep(seconds)
-                return slot
+                first = time.monotonic() + seconds
+                return [(first + n * interval, slot + n * interval) for n in range(count)]
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"no send slot within {timeout} s")
-            time.sleep(min(max(seconds, 0.001), interval))
+            # Nothing frees a slot sooner than `seconds` (the schedule only
+            # moves forward); another process may take it first, then we ask
+            # again. Capped so that a reset schedule is noticed.
+            time.sleep(min(max(seconds, 0.0005), 1.0))
 
-    def _book(self, interval: float, ahead: float) -> tuple[bool, float, float]:
+    def _redis_script(self):
+        if self._script is None:
+            import redis
+
+            client = redis.Redis.from_url(settings.REDIS_URL)
+            self._script = client.register_script(_SCRIPT)
+        return self._script
+
+    def _book(self, interval: float, ahead: float, count: int) -> tuple[bool, float, float]:
         if not settings.REDIS_URL:
             # The embedded default (one machine, no Redis): pace this process only.
             with self._local_lock:
@@ -90,9 +163,9 @@ class Pacer:
                 slot = max(self._local_slot, now)
                 if slot - now > ahead:
                     return False, slot - now - ahead, slot
-                self._local_slot = slot + interval
+                self._local_slot = slot + count * interval
                 return True, slot - now, slot
-        granted, seconds, slot = self._redis_script()(keys=[KEY], args=[f"{interval:.9f}", f"{ahead:.9f}"])
+        granted, seconds, slot = self._redis_script()(keys=[KEY], args=[f"{interval:.9f}", f"{ahead:.9f}", str(count)])
         return bool(int(granted)), float(seconds), float(slot)
 
 
@@ -111,6 +184,7 @@ def send_rate() -> float:
 def reset_schedule() -> None:
     """Forget booked slots (tests, or after changing the rate)."""
     pacer._local_slot = 0.0
+    pacer.forget_booked()
     if settings.REDIS_URL:
         import redis
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailer import pacing, selectors
-from mailer.emails import absolute_url, build_email
+from mailer.emails import absolute_url, build_email, email_message, personalise, render_shared_email
 from mailer.markdown import render_markdown
 from mailer.models import Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from mailer.question_files import FileProblem, read_question_folder
@@ -471,21 +471,22 @@ def defer_pending_deliveries(*, run_id: int, reason: str) -> int:
 
 
 def build_daily_email(*, delivery: Delivery, questions: list[Question], connection=None):
-    """The day's mail of one delivery: its question(s), links and unsubscribe headers."""
+    """The day's mail of one delivery: its question(s), links and unsubscribe headers.
+
+    Everything but the reader's own links is rendered once per day, category,
+    language and question set (render_shared_email), then personalised.
+    """
     from subscriptions.services import manage_url, unsubscribe_url
 
     subscription = delivery.subscription
     subscriber = subscription.subscriber
-    unsubscribe_link = unsubscribe_url(subscriber, subscription.category)
-    return build_email(
+    day = delivery.run.day
+    shared = render_shared_email(
         "daily_question",
-        to=subscriber.email,
-        language=subscriber.language,
-        connection=connection,
-        context={
+        lambda: {
             "category": Category(subscription.category).label,
             "weekly": len(questions) > 1,
-            "day": delivery.run.day,
+            "day": day,
             "questions": [
                 {
                     "title": q.title,
@@ -495,9 +496,16 @@ def build_daily_email(*, delivery: Delivery, questions: list[Question], connecti
                 }
                 for q in questions
             ],
-            "manage_url": manage_url(subscriber),
-            "unsubscribe_url": unsubscribe_link,
         },
+        language=subscriber.language,
+        personal=("manage_url", "unsubscribe_url"),
+        key=(subscription.category, day, tuple((q.id, q.title, q.question_md) for q in questions)),
+    )
+    unsubscribe_link = unsubscribe_url(subscriber, subscription.category)
+    return email_message(
+        personalise(shared, {"manage_url": manage_url(subscriber), "unsubscribe_url": unsubscribe_link}),
+        to=subscriber.email,
+        connection=connection,
         headers={"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
     )
 

@@ -220,9 +220,17 @@ def send_message(build, *, priority: str = pacing.TRANSACTIONAL, attempts: int =
         message = build()
         if message.connection is None:
             message.connection = reusable_connection()
-        pacing.pacer.wait_for_slot(rate=rate, priority=priority)
         try:
-            message.send()
+            if getattr(message.connection, "paced_on_the_wire", False):
+                # The slot is taken as the request leaves (_pace_on_the_wire).
+                _pacing.args = (rate, priority)
+                try:
+                    message.send()
+                finally:
+                    _pacing.args = None
+            else:
+                pacing.pacer.wait_for_slot(rate=rate, priority=priority)
+                message.send()
             return message
         except (ClientError, BotoCoreError) as exc:
             cause = getattr(exc, "kwargs", {}).get("error")
@@ -240,17 +248,39 @@ def send_message(build, *, priority: str = pacing.TRANSACTIONAL, attempts: int =
     raise AssertionError("unreachable")
 
 
-_connections = threading.local()
+# The rate and priority of the send this thread is making (set by send_message).
+_pacing = threading.local()
+# The SES operations that send mail, as botocore names their events.
+_SEND_EVENTS = ("before-send.ses.SendRawEmail", "before-send.sesv2.SendEmail")
+
+
+def _pace_on_the_wire(**kwargs) -> None:
+    """botocore's before-send hook on the shared client: wait for a send slot.
+
+    It runs after the message was serialised and the request signed, right
+    before the bytes go out, so SES sees the arrivals spaced as the schedule
+    spaced the slots (pacing before serialising let a few milliseconds of
+    varying work bunch them). A send not made through send_message is paced
+    too, as transactional.
+    """
+    rate, priority = getattr(_pacing, "args", None) or (pacing.send_rate(), pacing.TRANSACTIONAL)
+    pacing.pacer.wait_for_slot(rate=rate, priority=priority)
+
+
+_shared_lock = threading.Lock()
+_process_connection: tuple = (None, None)  # (what it was made for, the backend)
 
 
 def reusable_connection():
-    """An open SES email backend for this process and thread, made once.
+    """The open SES email backend of this process, made once, shared by its threads.
 
-    Creating a boto3 session and client costs about 100 ms of CPU; a mail
-    built without a connection would pay it every time (measured by
-    loadtest/mail_cost.py). Keyed by process (a forked worker makes its
-    own) and by the settings it was made from (tests change them).
+    Creating a boto3 session and client costs about 100 ms of CPU and ~10 MB
+    (bench/README.md); botocore clients are thread-safe, and django-ses's
+    backend keeps no per-send state. Keyed by process (a forked worker makes
+    its own) and by the settings it was made from (tests change them). Sends
+    through it are paced as they leave (`_pace_on_the_wire`).
     """
+    global _process_connection
     key = (
         os.getpid(),
         settings.EMAIL_BACKEND,
@@ -258,11 +288,20 @@ def reusable_connection():
         settings.AWS_SES_REGION_ENDPOINT_URL,
         settings.AWS_ACCESS_KEY_ID,
     )
-    if getattr(_connections, "key", None) != key:
-        connection = get_connection()
-        connection.open()
-        _connections.key, _connections.connection = key, connection
-    return _connections.connection
+    made_for, connection = _process_connection
+    if made_for != key:
+        with _shared_lock:
+            made_for, connection = _process_connection
+            if made_for != key:
+                connection = get_connection()
+                connection.open()
+                client = getattr(connection, "connection", None)
+                if client is not None and hasattr(client, "meta"):
+                    for event in _SEND_EVENTS:
+                        client.meta.events.register_first(event, _pace_on_the_wire)
+                    connection.paced_on_the_wire = True
+                _process_connection = (key, connection)
+    return connection
 
 
 def _code(exc: Exception) -> str:

@@ -297,10 +297,14 @@ AWS_SES_RETURN_PATH = env_str("AWS_SES_RETURN_PATH") or None
 AWS_SES_AUTO_THROTTLE = None
 # One attempt per call ("max_attempts" would count retries): DailyQ decides
 # what is worth retrying, and builds a fresh message for each attempt.
+# A worker process shares one SES client among its threads (mailer/ses.py:
+# reusable_connection); its pool must hold a connection per thread, or the
+# rest open a new TCP connection for every mail (botocore's default is 10).
 AWS_SES_CONFIG = BotoConfig(
     connect_timeout=env_int("AWS_SES_CONNECT_TIMEOUT", 5),
     read_timeout=env_int("AWS_SES_READ_TIMEOUT", 15),
     retries={"total_max_attempts": 1, "mode": "standard"},
+    max_pool_connections=env_int("AWS_SES_MAX_POOL_CONNECTIONS", 64),
 )
 
 # --- Subscriptions ---------------------------------------------------------------------

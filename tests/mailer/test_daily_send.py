@@ -285,3 +285,84 @@ def test_beat_task_sends_today_in_korean_time(settings):
     result = start_daily_send_task.delay(day=TUESDAY.isoformat()).get()
     assert SendRun.objects.get().id == result
     assert SendRun.objects.get().day == TUESDAY
+
+
+# --- One render per question set, personalised per reader --------------------------
+
+
+def direct_daily_email(delivery, questions):
+    """The day's mail rendered from scratch for this one reader (what the shared render must equal)."""
+    from django.urls import reverse
+
+    from mailer.emails import absolute_url, build_email
+    from mailer.markdown import render_markdown
+    from subscriptions.models import Category
+    from subscriptions.services import manage_url, unsubscribe_url
+
+    subscription = delivery.subscription
+    subscriber = subscription.subscriber
+    return build_email(
+        "daily_question",
+        to=subscriber.email,
+        language=subscriber.language,
+        context={
+            "category": Category(subscription.category).label,
+            "weekly": len(questions) > 1,
+            "day": delivery.run.day,
+            "questions": [
+                {
+                    "title": q.title,
+                    "question_html": render_markdown(q.question_md) if q.question_md else "",
+                    "question_md": q.question_md,
+                    "url": absolute_url(reverse("mailer:question", args=[q.id])),
+                }
+                for q in questions
+            ],
+            "manage_url": manage_url(subscriber),
+            "unsubscribe_url": unsubscribe_url(subscriber, subscription.category),
+        },
+    )
+
+
+@pytest.mark.parametrize("frequency", ["daily", "weekly"])
+def test_shared_render_gives_each_reader_the_mail_a_direct_render_gives(frequency):
+    questions = make_questions("backend", 5)
+    questions[0].question_md = "Why is `SELECT *` & <b>friends</b> risky?\n\n- one\n- two"
+    questions[0].save()
+    readers = [
+        make_subscriber(f"{name}@example.org", frequency=frequency, language=language)
+        for name, language in [("a", "ko"), ("b", "ko"), ("c", "en")]
+    ]
+    run = start_daily_send(day=MONDAY)
+    deliveries = Delivery.objects.filter(run=run).select_related("run", "subscription__subscriber")
+    assert deliveries.count() == 3
+    bodies = set()
+    for delivery in deliveries:
+        picked = [services.Question.objects.get(id=qid) for qid in delivery.question_ids]
+        shared = services.build_daily_email(delivery=delivery, questions=picked)
+        direct = direct_daily_email(delivery, picked)
+        assert shared.subject == direct.subject
+        assert shared.body == direct.body
+        assert shared.alternatives == direct.alternatives
+        assert shared.extra_headers["List-Unsubscribe"] == f"<{services_unsubscribe_url(delivery)}>"
+        bodies.add(shared.body)
+    assert len(bodies) == len(readers)  # each reader's own links
+
+
+def services_unsubscribe_url(delivery):
+    from subscriptions.services import unsubscribe_url
+
+    return unsubscribe_url(delivery.subscription.subscriber, delivery.subscription.category)
+
+
+def test_an_edited_question_is_rendered_afresh():
+    [question] = make_questions("backend", 1)
+    make_subscriber("a@example.org")
+    run = start_daily_send(day=TUESDAY)
+    delivery = Delivery.objects.select_related("run", "subscription__subscriber").get(run=run)
+    before = services.build_daily_email(delivery=delivery, questions=[question])
+    question.title = "Edited after the first render"
+    question.save()
+    after = services.build_daily_email(delivery=delivery, questions=[question])
+    assert "Edited after the first render" not in before.subject
+    assert "Edited after the first render" in after.subject and "Edited after the first render" in after.body

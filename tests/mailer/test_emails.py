@@ -317,3 +317,49 @@ def test_absolute_url_is_built_on_site_url(settings):
 def test_absolute_url_refuses_anything_but_a_site_path(bad):
     with pytest.raises(ValueError):
         absolute_url(bad)
+
+
+# --- Shared renders ----------------------------------------------------------------
+
+
+def test_personalise_fills_each_marker_escaped_for_html_and_as_is_in_text():
+    from mailer.emails import personalise, render_shared_email
+
+    shared = render_shared_email("sample", lambda: context(), language="en", personal=("link",), key="test-personalise")
+    filled = personalise(shared, {"link": "https://dailyq.example/m/a&b/"})
+    direct = render_email("sample", context(link="https://dailyq.example/m/a&b/"), language="en")
+    assert filled == direct
+    assert 'href="https://dailyq.example/m/a&amp;b/"' in filled.html
+
+
+@pytest.mark.parametrize("value", ["https://x.example/\nBcc: a@b", "https://x.example/ a", "https://x\x00", 42])
+def test_personalise_refuses_values_that_could_break_out(value):
+    from mailer.emails import personalise, render_shared_email
+
+    shared = render_shared_email("sample", lambda: context(), language="en", personal=("link",), key="test-refuse")
+    with pytest.raises(ValueError):
+        personalise(shared, {"link": value})
+
+
+def test_personalise_refuses_to_leave_a_marker_unfilled():
+    from mailer.emails import personalise, render_shared_email
+
+    shared = render_shared_email("sample", lambda: context(), language="en", personal=("link",), key="test-unfilled")
+    with pytest.raises(ValueError, match="unfilled"):
+        personalise(shared, {})
+
+
+def test_shared_render_is_made_once_per_key_and_language():
+    from mailer.emails import render_shared_email
+
+    calls = []
+
+    def make():
+        calls.append(1)
+        return context()
+
+    for _ in range(3):
+        render_shared_email("sample", make, language="en", personal=("link",), key="test-once")
+    render_shared_email("sample", make, language="ko", personal=("link",), key="test-once")
+    render_shared_email("sample", make, language="en", personal=("link",), key="test-once-other")
+    assert len(calls) == 3
