@@ -8,7 +8,7 @@ from pathlib import Path
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Max
 from django.db.models.functions import Lower
 from django.urls import reverse
@@ -371,15 +371,11 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
         with transaction.atomic():
             # Rows the sweeper took back (this batch outlived its lease) are
             # its to report now, not ours.
-            still_ours = set(Delivery.objects.filter(claim=claim).values_list("id", flat=True))
-            Delivery.objects.bulk_update(
-                [d for d in deliveries if d.id in still_ours],
-                ["status", "reason", "ses_message_id", "sent_at", "attempts"],
+            still_ours = _bulk_set(
+                deliveries, ["status", "reason", "ses_message_id", "sent_at", "attempts"], claim=claim
             )
-            Subscription.objects.bulk_update(
-                [s for s in moved if any(d.subscription_id == s.id and d.id in still_ours for d in deliveries)],
-                ["next_position", "last_sent_at"],
-            )
+            reached = {d.subscription_id for d in deliveries if d.id in still_ours}
+            _bulk_set([s for s in moved if s.id in reached], ["next_position", "last_sent_at"])
         # Also when interrupted: this batch may have settled the run's last rows.
         finish_run_if_complete(run_id=deliveries[0].run_id)
     again = [d for d in deliveries if d.status == Delivery.Status.PENDING and d.attempts and stop is None]
@@ -400,6 +396,40 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     elif stop is SendOutcome.PAUSED:
         pause_sending(reason="SES paused sending for this account")
     return result
+
+
+def _bulk_set(objects: list, fields: list[str], *, claim: str | None = None) -> set[int]:
+    """Write `fields` of each of `objects` (one model) in one statement; returns the ids written.
+
+    With `claim`, only rows still holding that claim are written. Django's
+    bulk_update builds a CASE expression per row and field, which cost a
+    fifth of a sending worker's CPU (bench/README.md); on PostgreSQL the
+    values travel as one array per field instead.
+    """
+    if not objects:
+        return set()
+    model = type(objects[0])
+    if connection.vendor != "postgresql":
+        rows = model.objects.filter(id__in=[o.id for o in objects])
+        ours = set((rows.filter(claim=claim) if claim is not None else rows).values_list("id", flat=True))
+        model.objects.bulk_update([o for o in objects if o.id in ours], fields)
+        return ours
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
+    arrays = ", ".join(["%s::bigint[]", *(f"%s::{f.db_type(connection)}[]" for f in columns)])
+    names = ", ".join(["id", *(quote(f.column) for f in columns)])
+    # Only the model's own (quoted) table and column names are formatted in; values are parameters.
+    sql = f"UPDATE {quote(meta.db_table)} AS t SET {assignments} FROM unnest({arrays}) AS v({names}) WHERE t.id = v.id"  # noqa: S608
+    params = [[o.id for o in objects]]
+    params += [[f.get_db_prep_value(getattr(o, f.attname), connection) for o in objects] for f in columns]
+    if claim is not None:
+        sql += " AND t.claim = %s"
+        params.append(claim)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " RETURNING t.id", params)
+        return {row[0] for row in cursor.fetchall()}
 
 
 QUOTA_REASON = "SES 24-hour quota reached"

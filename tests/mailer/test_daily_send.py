@@ -366,3 +366,40 @@ def test_an_edited_question_is_rendered_afresh():
     after = services.build_daily_email(delivery=delivery, questions=[question])
     assert "Edited after the first render" not in before.subject
     assert "Edited after the first render" in after.subject and "Edited after the first render" in after.body
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "other"])  # one statement of arrays, or Django's bulk_update
+def test_outcomes_are_written_only_to_rows_the_claim_still_holds(vendor, monkeypatch):
+    make_questions("backend", 1)
+    for name in "abc":
+        make_subscriber(f"{name}@example.org")
+    run = SendRun.objects.create(day=TUESDAY, cutoff=services.send_cutoff(TUESDAY))
+    services._create_deliveries(run)  # pending rows, not sent
+    if vendor != connection.vendor:
+        monkeypatch.setattr(connection, "vendor", vendor)
+    deliveries = list(run.deliveries.order_by("id"))
+    Delivery.objects.filter(id__in=[d.id for d in deliveries[:2]]).update(claim="mine")
+    Delivery.objects.filter(id=deliveries[2].id).update(claim="the sweeper's")
+    sent_at = timezone.now()
+    for n, delivery in enumerate(deliveries):
+        delivery.status, delivery.reason, delivery.ses_message_id = "sent", f"reason {n}", f"id-{n}"
+        delivery.sent_at, delivery.attempts = sent_at - timedelta(seconds=n), n
+
+    written = services._bulk_set(
+        deliveries, ["status", "reason", "ses_message_id", "sent_at", "attempts"], claim="mine"
+    )
+
+    assert written == {deliveries[0].id, deliveries[1].id}
+    rows = {d.id: d for d in Delivery.objects.all()}
+    for n, delivery in enumerate(deliveries[:2]):
+        row = rows[delivery.id]
+        assert (row.status, row.reason, row.ses_message_id, row.attempts) == ("sent", f"reason {n}", f"id-{n}", n)
+        assert row.sent_at == sent_at - timedelta(seconds=n)
+    untouched = rows[deliveries[2].id]
+    assert (untouched.status, untouched.ses_message_id, untouched.sent_at) == ("pending", "", None)
+
+    subscription = deliveries[0].subscription
+    subscription.next_position, subscription.last_sent_at = 7, sent_at
+    assert services._bulk_set([subscription], ["next_position", "last_sent_at"]) == {subscription.id}
+    subscription.refresh_from_db()
+    assert (subscription.next_position, subscription.last_sent_at) == (7, sent_at)
