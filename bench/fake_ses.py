@@ -2,7 +2,8 @@
 
 moto is the SES emulator for correctness; it is too slow to measure a sender
 against and never throttles. This server answers the calls DailyQ makes
-(SES v1 SendRawEmail and GetSendQuota, SESv2 GetAccount) with a chosen
+(SES v1 SendRawEmail and GetSendQuota, SESv2 SendEmail with raw content and
+GetAccount) with a chosen
 latency, and can answer a chosen share of sends with throttling or server
 errors, or with a scripted list of errors. It counts what it accepted.
 
@@ -33,6 +34,14 @@ ERRORS = {
     "rejected": (400, "Sender", "MessageRejected", "Email address is not verified."),
     "quota": (400, "Sender", "Throttling", "Daily message quota exceeded."),
     "paused": (400, "Sender", "AccountSendingPausedException", "Sending paused for this account."),
+}
+# The same errors as SESv2 (REST + JSON) answers them: status, error type, message.
+ERRORS_V2 = {
+    "throttling": (429, "TooManyRequestsException", "Maximum sending rate exceeded."),
+    "server": (500, "InternalFailure", "An internal error occurred."),
+    "rejected": (400, "MessageRejected", "Email address is not verified."),
+    "quota": (429, "LimitExceededException", "Daily message quota exceeded."),
+    "paused": (400, "SendingPausedException", "Sending paused for this account."),
 }
 
 
@@ -110,6 +119,8 @@ class FakeSES:
         body = request.rfile.read(length) if length else b""
         if method == "GET" and request.path.startswith("/v2/email/account"):
             return self._get_account(request)
+        if method == "POST" and request.path.startswith("/v2/email/outbound-emails"):
+            return self._send_email_v2(request, json.loads(body or b"{}"))
         params = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         action = params.get("Action")
         if action == "GetSendQuota":
@@ -127,6 +138,31 @@ class FakeSES:
         return self._error(request, (400, "Sender", "InvalidAction", f"Unsupported action {action}"))
 
     def _send_raw_email(self, request, params):
+        destinations = [v for k, v in sorted(params.items()) if k.startswith("Destinations.member.")]
+        outcome = self._send(destinations, params.get("RawMessage.Data", ""))
+        if outcome in ERRORS:
+            return self._error(request, ERRORS[outcome])
+        return self._xml(
+            request,
+            200,
+            f"<SendRawEmailResponse xmlns='{NS}'><SendRawEmailResult><MessageId>{outcome}</MessageId>"
+            f"</SendRawEmailResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
+            f"</ResponseMetadata></SendRawEmailResponse>",
+        )
+
+    def _send_email_v2(self, request, params):
+        destinations = params.get("Destination", {}).get("ToAddresses", [])
+        outcome = self._send(destinations, params.get("Content", {}).get("Raw", {}).get("Data", ""))
+        if outcome in ERRORS_V2:
+            status, code, message = ERRORS_V2[outcome]
+            body = json.dumps({"message": message}).encode()
+            headers = {"x-amzn-ErrorType": code, "x-amzn-RequestId": str(uuid.uuid4())}
+            return self._reply(request, status, "application/json", body, headers)
+        body = json.dumps({"MessageId": outcome}).encode()
+        return self._reply(request, 200, "application/json", body, {"x-amzn-RequestId": str(uuid.uuid4())})
+
+    def _send(self, destinations: list[str], raw_base64: str) -> str:
+        """Accept or refuse one message; returns its message id, or the error's name."""
         arrived = time.time()
         if self.latency:
             time.sleep(self.latency)
@@ -142,11 +178,10 @@ class FakeSES:
             if error:
                 self.refused.append(error)
         if error:
-            return self._error(request, ERRORS[error])
-        raw = base64.b64decode(params.get("RawMessage.Data", ""))
+            return error
+        raw = base64.b64decode(raw_base64)
         headers = message_from_bytes(raw)
         message_id = f"fake-{uuid.uuid4().hex}"
-        destinations = [v for k, v in sorted(params.items()) if k.startswith("Destinations.member.")]
         with self.lock:
             self.accepted.append(
                 {
@@ -158,13 +193,7 @@ class FakeSES:
                     "arrived": arrived,
                 }
             )
-        return self._xml(
-            request,
-            200,
-            f"<SendRawEmailResponse xmlns='{NS}'><SendRawEmailResult><MessageId>{message_id}</MessageId>"
-            f"</SendRawEmailResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
-            f"</ResponseMetadata></SendRawEmailResponse>",
-        )
+        return message_id
 
     def _get_account(self, request):
         if self.production_access is None:
@@ -193,9 +222,11 @@ class FakeSES:
         return self._reply(request, status, "text/xml", body.encode())
 
     @staticmethod
-    def _reply(request, status, content_type, body: bytes):
+    def _reply(request, status, content_type, body: bytes, headers: dict | None = None):
         request.send_response(status)
         request.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            request.send_header(name, value)
         request.send_header("Content-Length", str(len(body)))
         request.end_headers()
         request.wfile.write(body)

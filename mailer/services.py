@@ -4,6 +4,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -331,6 +332,10 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     moved: list[Subscription] = []
     stop: SendOutcome | None = None
     in_flight: Delivery | None = None
+    # A batch stops starting sends in time on its own: the thread pool has no
+    # time limits to stop it (under prefork this comes before the soft one).
+    deadline = monotonic() + settings.SEND_BATCH_SECONDS
+    started = 0  # every batch starts at least one send: it always makes progress
     try:
         allowed = allowed_recipients(emails)
         # One SES client per worker process (creating one costs a third of a
@@ -343,7 +348,9 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
             if stop is SendOutcome.PAUSED:
                 delivery.status = Delivery.Status.PENDING
                 continue
-            in_flight = delivery
+            if started and monotonic() > deadline:
+                break  # the rest go back to the queue, below
+            in_flight, started = delivery, started + 1
             stop = _send_one(
                 delivery,
                 questions=questions,
@@ -355,19 +362,15 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
             in_flight = None
     except Exception:
         # Interrupted (the soft time limit, a lost connection): the row being
-        # sent may have reached SES, so it is listed as unknown, never resent;
-        # the rows not reached yet go back to pending and to the queue.
+        # sent may have reached SES, so it is listed as unknown, never resent.
         if in_flight is not None and in_flight.status == Delivery.Status.SENDING:
             in_flight.status, in_flight.reason = Delivery.Status.FAILED, UNKNOWN_REASON + "interrupted while sending"
+        raise
+    finally:
+        # The rows not reached go back to pending and, once written, to the queue.
         untouched = [d for d in deliveries if d.status == Delivery.Status.SENDING]
         for delivery in untouched:
             delivery.status = Delivery.Status.PENDING
-        if untouched:
-            from mailer.tasks import send_delivery_batch as send_delivery_batch_task
-
-            transaction.on_commit(lambda: send_delivery_batch_task.delay(ids=[d.id for d in untouched]))
-        raise
-    finally:
         with transaction.atomic():
             # Rows the sweeper took back (this batch outlived its lease) are
             # its to report now, not ours.
@@ -376,6 +379,10 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
             )
             reached = {d.subscription_id for d in deliveries if d.id in still_ours}
             _bulk_set([s for s in moved if s.id in reached], ["next_position", "last_sent_at"])
+        if requeue := [d.id for d in untouched if d.id in still_ours]:
+            from mailer.tasks import send_delivery_batch as send_delivery_batch_task
+
+            send_delivery_batch_task.delay(ids=requeue)
         # Also when interrupted: this batch may have settled the run's last rows.
         finish_run_if_complete(run_id=deliveries[0].run_id)
     again = [d for d in deliveries if d.status == Delivery.Status.PENDING and d.attempts and stop is None]

@@ -34,17 +34,24 @@ logger = logging.getLogger(__name__)
 
 
 def ses_client(*, v2: bool = False, connect_timeout: float = 5, read_timeout: float = 15):
-    """A boto3 client for SES (v1) or SESv2, without retries of its own."""
-    backend = SESBackend(
-        use_ses_v2=v2,
-        aws_config=Config(
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        ),
+    """A boto3 client for SES (v1) or SESv2, without retries of its own.
+
+    Made from django-ses's credentials and the region and endpoint it sends to.
+    """
+    return (
+        SESBackend()
+        .create_session()
+        .client(
+            "sesv2" if v2 else "ses",
+            region_name=settings.AWS_SES_REGION_NAME,
+            endpoint_url=settings.AWS_SES_REGION_ENDPOINT_URL,
+            config=Config(
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                retries={"total_max_attempts": 1, "mode": "standard"},
+            ),
+        )
     )
-    backend.open()
-    return backend.connection
 
 
 # --- The account: sandbox, quota, rate ------------------------------------------------

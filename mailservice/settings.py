@@ -292,6 +292,10 @@ AWS_SES_VERIFY_EVENT_SIGNATURES = True
 # Where SES returns bounces for the daily mail (a verified address), if not the sender.
 AWS_SES_RETURN_PATH = env_str("AWS_SES_RETURN_PATH") or None
 
+# Mail goes out through SESv2 SendEmail (the raw MIME message, in JSON). SES
+# v1's SendRawEmail form-encodes the base64 message byte by byte in Python:
+# about 1 ms of CPU per mail more (bench/README.md). AWS_SES_V2=false goes back.
+USE_SES_V2 = env_bool("AWS_SES_V2", True)
 # django-ses's throttle only sees its own process (and asks SESv2 GetAccount,
 # which the emulator lacks); DailyQ paces sends with its own shared limiter.
 AWS_SES_AUTO_THROTTLE = None
@@ -325,6 +329,9 @@ DAILY_SEND_MINUTE = env_int("DAILY_SEND_MINUTE", 0)
 # Deliveries per Celery task: small enough to spread over workers and to
 # lose little to a crash, large enough to amortise the queries per task.
 SEND_BATCH_SIZE = env_int("SEND_BATCH_SIZE", 100)
+# A batch starts no send after this many seconds; the rest go back to the
+# queue. This is the time limit of the thread pool, which enforces none of its own.
+SEND_BATCH_SECONDS = env_int("SEND_BATCH_SECONDS", max(1, int(CELERY_TASK_SOFT_TIME_LIMIT * 0.8)))
 WEEKLY_DIGEST_SIZE = 5
 # How long a claimed delivery may stay unrecorded before the sweeper lists it
 # as "fate unknown". Default: the task's hard time limit plus a minute.

@@ -23,7 +23,7 @@ TUESDAY = date(2026, 12, 1)
 class Deployment:
     """Worker processes, `send_daily` and a fake SES, with the knobs to break them."""
 
-    def __init__(self, *, redis_url, settings, fake: FakeSES, batch_size=25, soft_limit=15):
+    def __init__(self, *, redis_url, settings, fake: FakeSES, batch_size=25, soft_limit=15, batch_seconds=None):
         database = connection.settings_dict
         self.fake = fake
         self.env = {
@@ -46,6 +46,7 @@ class Deployment:
             "CELERY_TASK_SOFT_TIME_LIMIT": str(soft_limit),
             "CELERY_TASK_TIME_LIMIT": str(soft_limit + 2),
             "DELIVERY_CLAIM_LEASE_SECONDS": str(soft_limit + 3),
+            "SEND_BATCH_SECONDS": str(batch_seconds or int(soft_limit * 0.8)),
             "ADMINS": "",
             "LOG_LEVEL": "WARNING",
         }

@@ -335,3 +335,20 @@ def test_every_send_on_the_shared_connection_takes_a_slot_as_it_leaves(fake_ses,
     # Ten sends at 10/s span at least nine slot intervals at the endpoint.
     assert arrivals[-1] - arrivals[0] >= 0.85, arrivals
     assert min(b - a for a, b in itertools.pairwise(arrivals)) >= 0.05, arrivals
+
+
+def test_a_batch_out_of_time_puts_what_it_did_not_reach_back_on_the_queue(fake_ses, eager_tasks, settings):
+    fake_ses.production_access = True
+    fake_ses.latency = 0.15
+    settings.SEND_BATCH_SECONDS = 0.3  # two or three sends per batch, then the rest go back
+    make_questions("backend", 1)
+    for n in range(8):
+        make_subscriber(f"r{n}@example.org")
+    run = start_daily_send(day=TUESDAY)
+
+    assert sorted(to for m in fake_ses.accepted for to in m["to"]) == sorted(f"r{n}@example.org" for n in range(8))
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+    claims = set(Delivery.objects.values_list("claim", flat=True))
+    assert len(claims) >= 3  # the first batch stopped and later batches sent the rest
+    run.refresh_from_db()
+    assert run.status == SendRun.Status.DONE
