@@ -215,6 +215,8 @@ def bench_env(args, ses_url: str, *, rate: float) -> dict:
         "LOG_LEVEL": "WARNING",
         "DAILYQ_BENCH": "1",
         "PYTHONUNBUFFERED": "1",
+        # As the deployment docs say: batches that run at once, workers x concurrency.
+        "SEND_PARALLELISM": str(args.workers * args.concurrency),
     }
     if args.batch_size:
         env["SEND_BATCH_SIZE"] = str(args.batch_size)

@@ -1,5 +1,6 @@
 import json
 import logging
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -269,23 +270,37 @@ def batch_size() -> int:
 
 
 def enqueue_pending_deliveries(*, run_id: int) -> int:
-    """Send the run's pending deliveries to the workers in batches of ids."""
+    """Send the run's pending deliveries to the workers in batches of ids.
+
+    Batches are full-sized until the end of the run, then shrink (to a
+    quarter of the size at least) so that the last ones spread over all of
+    SEND_PARALLELISM's slots instead of a few slots finishing the run alone.
+    """
     from mailer.tasks import send_delivery_batch as send_delivery_batch_task
 
     ids = Delivery.objects.filter(run_id=run_id, status=Delivery.Status.PENDING).order_by("id")
-    size = batch_size()
+    remaining = ids.count()
+    largest = batch_size()
+    smallest = max(1, largest // 4)
     batches = 0
     chunk: list[int] = []
+    size = _next_batch_size(remaining, largest, smallest)
     for delivery_id in ids.values_list("id", flat=True).iterator(chunk_size=10_000):
         chunk.append(delivery_id)
-        if len(chunk) == size:
+        if len(chunk) >= size:
             send_delivery_batch_task.delay(ids=chunk)
             batches += 1
+            remaining -= len(chunk)
             chunk = []
+            size = _next_batch_size(remaining, largest, smallest)
     if chunk:
         send_delivery_batch_task.delay(ids=chunk)
         batches += 1
     return batches
+
+
+def _next_batch_size(remaining: int, largest: int, smallest: int) -> int:
+    return max(smallest, min(largest, math.ceil(remaining / settings.SEND_PARALLELISM)))
 
 
 @dataclass

@@ -329,6 +329,9 @@ DAILY_SEND_MINUTE = env_int("DAILY_SEND_MINUTE", 0)
 # Deliveries per Celery task: small enough to spread over workers and to
 # lose little to a crash, large enough to amortise the queries per task.
 SEND_BATCH_SIZE = env_int("SEND_BATCH_SIZE", 100)
+# How many batches the workers run at once (workers x concurrency): the last
+# batches of a run are made smaller so that all of them are busy to the end.
+SEND_PARALLELISM = env_int("SEND_PARALLELISM", 16)
 # A batch starts no send after this many seconds; the rest go back to the
 # queue. This is the time limit of the thread pool, which enforces none of its own.
 SEND_BATCH_SECONDS = env_int("SEND_BATCH_SECONDS", max(1, int(CELERY_TASK_SOFT_TIME_LIMIT * 0.8)))

@@ -403,3 +403,24 @@ def test_outcomes_are_written_only_to_rows_the_claim_still_holds(vendor, monkeyp
     assert services._bulk_set([subscription], ["next_position", "last_sent_at"]) == {subscription.id}
     subscription.refresh_from_db()
     assert (subscription.next_position, subscription.last_sent_at) == (7, sent_at)
+
+
+def test_the_end_of_a_run_is_cut_into_smaller_batches_for_every_worker_slot(settings, monkeypatch):
+    from mailer import tasks
+
+    settings.SEND_BATCH_SIZE, settings.SEND_PARALLELISM = 8, 4
+    make_questions("backend", 1)
+    for n in range(60):
+        make_subscriber(f"r{n}@example.org")
+    run = SendRun.objects.create(day=TUESDAY, cutoff=services.send_cutoff(TUESDAY))
+    services._create_deliveries(run)
+    batches = []
+    monkeypatch.setattr(tasks.send_delivery_batch, "delay", lambda *, ids: batches.append(ids))
+
+    assert services.enqueue_pending_deliveries(run_id=run.id) == len(batches)
+
+    sizes = [len(ids) for ids in batches]
+    assert sorted(i for ids in batches for i in ids) == sorted(run.deliveries.values_list("id", flat=True))
+    # Each batch takes a quarter (4 slots) of what is left, between 2 (a quarter
+    # of the size) and 8: full batches while more than 32 remain, then shrinking.
+    assert sizes == [8, 8, 8, 8, 7, 6, 4, 3, 2, 2, 2, 2]

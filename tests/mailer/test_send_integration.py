@@ -59,7 +59,8 @@ def workers(worker_env):
                 "-A",
                 "mailservice",
                 "worker",
-                "--concurrency=2",
+                # Both pools: prefork, and the threads the deployment docs recommend.
+                *(["--pool=prefork", "--concurrency=2"] if n == 0 else ["--pool=threads", "--concurrency=8"]),
                 "--loglevel=WARNING",
                 f"--hostname=send{n}@%h",
             ],
