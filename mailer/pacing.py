@@ -14,9 +14,9 @@ a few milliseconds late now and then, and the next one on time; the margin
 keeps even those wake-ups (and so SES's arrivals) within the rate in every
 one-second window.
 
-A process's bulk senders book slots in small blocks (at most BLOCK_SPAN of
-the schedule, so one Redis call serves several sends) and share them in
-order. A slot left unused for STALE seconds is dropped, never sent on late:
+A process's bulk senders book as many slots as they are waiting for (at
+most BLOCK_SPAN of the schedule, so one Redis call serves several sends) and
+share them in order. A slot left unused for STALE seconds is dropped, never sent on late:
 late sends would bunch with the next slots' and crowd a second.
 """
 
@@ -35,7 +35,7 @@ BULK = "bulk"
 TRANSACTIONAL = "transactional"
 KEY = "dailyq:ses:next-slot"
 MARGIN = 0.97  # slots are spaced for this fraction of the rate (module docstring)
-BLOCK_SPAN = 0.02  # seconds of the schedule one bulk booking may take
+BLOCK_SPAN = 0.005  # seconds of the schedule one bulk booking may take
 BLOCK_MAX = 32  # slots in one booking (reached when the rate is far above what is sent)
 STALE = 0.025  # seconds after which an unused booked slot is dropped
 
@@ -44,7 +44,8 @@ STALE = 0.025  # seconds after which an unused booked slot is dropped
 # book; ARGV[3]: how many consecutive slots it books.
 # Returns {granted, seconds, slot}: granted -> the first slot is `seconds`
 # from now (`slot` on the Redis clock), the others follow 1/rate apart;
-# refused -> try again after `seconds`.
+# refused -> try again after `seconds`. Times travel as "%.6f" strings
+# (Lua's tostring keeps 14 digits: a tenth of a millisecond of an epoch time).
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -54,11 +55,11 @@ local count = tonumber(ARGV[3] or '1')
 local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
 if slot < now then slot = now end
 if slot - now > ahead then
-  return {0, tostring(slot - now - ahead), tostring(slot)}
+  return {0, string.format('%.6f', slot - now - ahead), string.format('%.6f', slot)}
 end
 local following = slot + count * interval
-redis.call('SET', KEYS[1], tostring(following), 'PX', math.ceil((following - now) * 1000) + 60000)
-return {1, tostring(slot - now), tostring(slot)}
+redis.call('SET', KEYS[1], string.format('%.6f', following), 'PX', math.ceil((following - now) * 1000) + 60000)
+return {1, string.format('%.6f', slot - now), string.format('%.6f', slot)}
 """
 
 
@@ -73,6 +74,8 @@ class Pacer:
         self._bulk_slots: deque[tuple[float, float]] = deque()
         self._bulk_interval = 0.0
         self._bulk_binding = False
+        self._waiting = 0  # bulk senders of this process waiting for a slot
+        self._waiting_lock = threading.Lock()
 
     def wait_for_slot(self, *, rate: float, priority: str = BULK, timeout: float = 300) -> float:
         """Block until this process may send one message; returns the slot's time."""
@@ -94,13 +97,24 @@ class Pacer:
                 if self._bulk_interval != interval:  # the rate changed: those slots are for the old one
                     slots.clear()
                     self._bulk_interval = interval
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            return self._next_bulk_slot(slots, interval, timeout)
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+
+    def _next_bulk_slot(self, slots: deque, interval: float, timeout: float) -> tuple[float, float]:
         while True:
             # Taking a slot needs no lock (deque.popleft is atomic); booking
             # does: one thread books while the others wait for what it booked.
             try:
                 due, slot = slots.popleft()
             except IndexError:
-                count = max(1, min(BLOCK_MAX, int(BLOCK_SPAN / interval)))
+                # As many as this process's senders are waiting for: slots
+                # booked and left unused would be lost to the other processes.
+                count = max(1, min(self._waiting, BLOCK_MAX, int(BLOCK_SPAN / interval)))
                 if self._bulk_binding:
                     # The rate binds: one thread waits for the next block, the
                     # others for what it books (not 16 threads polling Redis).
