@@ -14,10 +14,11 @@ a few milliseconds late now and then, and the next one on time; the margin
 keeps even those wake-ups (and so SES's arrivals) within the rate in every
 one-second window.
 
-A process's bulk senders book as many slots as they are waiting for (at
-most BLOCK_SPAN of the schedule, so one Redis call serves several sends) and
-share them in order. A slot left unused for STALE seconds is dropped, never sent on late:
-late sends would bunch with the next slots' and crowd a second.
+A process's bulk senders book several slots at once (at most BLOCK_SPAN of
+the schedule, and while the rate binds no more than they are waiting for),
+so one Redis call serves several sends, and share them in order. A slot
+left unused for STALE seconds is dropped, never sent on late: late sends
+would bunch with the next slots' and crowd a second.
 """
 
 import logging
@@ -112,15 +113,15 @@ class Pacer:
             try:
                 due, slot = slots.popleft()
             except IndexError:
-                # As many as this process's senders are waiting for: slots
-                # booked and left unused would be lost to the other processes.
-                count = max(1, min(self._waiting, BLOCK_MAX, int(BLOCK_SPAN / interval)))
+                count = max(1, min(BLOCK_MAX, int(BLOCK_SPAN / interval)))
                 if self._bulk_binding:
                     # The rate binds: one thread waits for the next block, the
-                    # others for what it books (not 16 threads polling Redis).
+                    # others for what it books (not 16 threads polling Redis),
+                    # and it books only what they wait for: a slot left unused
+                    # is lost to the other processes.
                     with self._bulk_lock:
                         if not slots:
-                            slots.extend(self._book_bulk(interval, count, timeout))
+                            slots.extend(self._book_bulk(interval, min(count, self._waiting), timeout))
                 else:
                     # Slots are there for the asking: no thread waits on another's call.
                     slots.extend(self._book_bulk(interval, count, timeout))

@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from mailer import services
-from mailer.models import Delivery, SendRun
+from mailer.models import Delivery, Question, SendRun
 from mailer.services import start_daily_send
 from subscriptions.models import Subscriber, Subscription
 from tests.factories import make_questions, make_subscriber
@@ -424,3 +424,29 @@ def test_the_end_of_a_run_is_cut_into_smaller_batches_for_every_worker_slot(sett
     # Each batch takes a quarter (4 slots) of what is left, between 2 (a quarter
     # of the size) and 8: full batches while more than 32 remain, then shrinking.
     assert sizes == [8, 8, 8, 8, 7, 6, 4, 3, 2, 2, 2, 2]
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "other"])  # one INSERT of arrays, or Django's bulk_create
+def test_a_run_gets_one_row_per_due_subscription_however_often_it_is_created(vendor, monkeypatch):
+    make_questions("backend", 3)
+    make_subscriber("daily@example.org", next_position=2)
+    make_subscriber("weekly@example.org", frequency="weekly")
+    make_subscriber("front@example.org", categories=["frontend"])  # no frontend questions
+    if vendor != connection.vendor:
+        monkeypatch.setattr(connection, "vendor", vendor)
+    run = SendRun.objects.create(day=MONDAY, cutoff=services.send_cutoff(MONDAY))
+
+    assert services._create_deliveries(run) == 3
+    assert services._create_deliveries(run) == 3  # a second trigger adds nothing
+
+    backend = list(Question.objects.filter(category="backend").order_by("position").values_list("id", flat=True))
+    rows = {
+        d.subscription.subscriber.email: (d.question_ids, d.status, d.reason, d.attempts, d.claim, d.sent_at)
+        for d in Delivery.objects.select_related("subscription__subscriber")
+    }
+    assert rows == {
+        "daily@example.org": ([backend[1]], "pending", "", 0, "", None),
+        # up to five questions: the three there are, none twice
+        "weekly@example.org": (backend, "pending", "", 0, "", None),
+        "front@example.org": ([], "skipped", "no published questions in this category", 0, "", None),
+    }
