@@ -23,7 +23,9 @@ TUESDAY = date(2026, 12, 1)
 class Deployment:
     """Worker processes, `send_daily` and a fake SES, with the knobs to break them."""
 
-    def __init__(self, *, redis_url, settings, fake: FakeSES, batch_size=25, soft_limit=15, batch_seconds=None):
+    def __init__(
+        self, *, redis_url, settings, fake: FakeSES, batch_size=25, soft_limit=15, batch_seconds=None, parallelism=16
+    ):
         database = connection.settings_dict
         self.fake = fake
         self.env = {
@@ -40,6 +42,7 @@ class Deployment:
             "SES_QUOTA_CAP": "false",
             "SES_MAX_SEND_RATE": "2000",
             "SEND_BATCH_SIZE": str(batch_size),
+            "SEND_PARALLELISM": str(parallelism),
             "CELERY_VISIBILITY_TIMEOUT": "10",
             # A short lease keeps the test short; it must outlast a batch's
             # hard time limit, as the default does in production.

@@ -56,9 +56,10 @@ def test_batches_cut_by_their_time_limit_send_nothing_twice(postgres, redis_url,
     mid-way, the row in flight is listed as unknown, the rest go back to the
     queue, and in the end every delivery is terminal and none went twice."""
     fake = FakeSES(latency=0.25).start()
-    # The batches' own stop (SEND_BATCH_SECONDS) is set past the soft limit, so the limit does the cutting.
+    # Batches of 8 (parallelism 1: no smaller ones at the end) take 2 s against a 1 s soft limit; their
+    # own stop (SEND_BATCH_SECONDS) is set past the limit, so the limit does the cutting.
     deployment = Deployment(
-        redis_url=redis_url, settings=settings, fake=fake, batch_size=8, soft_limit=1, batch_seconds=60
+        redis_url=redis_url, settings=settings, fake=fake, batch_size=8, soft_limit=1, batch_seconds=60, parallelism=1
     )
     try:
         make_questions("backend", 3)
