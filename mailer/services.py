@@ -359,8 +359,10 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     Runs on a worker. A row is claimed by a conditional UPDATE (pending ->
     sending, tagged with this call's claim), so two workers given the same
     ids, or a redelivered task, never send a row twice. Each mail is a fresh
-    message sent over one SES connection for the whole batch, paced by the
-    shared limiter. Outcomes and cursor moves are written in bulk at the end.
+    message sent over the worker process's one SES client, paced by the
+    shared limiter as it leaves. Outcomes and cursor moves are written with
+    one statement each at the end. A batch starts no send after
+    SEND_BATCH_SECONDS; the rows it did not reach go back to the queue.
     While sending is paused nothing is claimed: the rows wait for a resume.
     """
     if selectors.sending_paused():
@@ -395,7 +397,7 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     started = 0  # every batch starts at least one send: it always makes progress
     try:
         allowed = allowed_recipients(emails)
-        # One SES client per worker process (creating one costs a third of a
+        # One SES client per worker process (creating one cost a third of a
         # batch's CPU: bench/README.md), reused by every batch it runs.
         connection = reusable_connection()
         for delivery in deliveries:
