@@ -398,8 +398,10 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     try:
         allowed = allowed_recipients(emails)
         # One SES client per worker process (creating one cost a third of a
-        # batch's CPU: bench/README.md), reused by every batch it runs.
+        # batch's CPU: bench/README.md), reused by every batch it runs; the
+        # send rate (SES's, cached in Redis) is read once per batch too.
         connection = reusable_connection()
+        rate = pacing.send_rate()
         for delivery in deliveries:
             if stop is SendOutcome.QUOTA:
                 delivery.status, delivery.reason = Delivery.Status.DEFERRED, QUOTA_REASON
@@ -416,6 +418,7 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
                 suppressed=suppressed,
                 allowed=allowed,
                 connection=connection,
+                rate=rate,
                 moved=moved,
             )
             in_flight = None
@@ -506,7 +509,7 @@ RETRY_LATER = "retry later"
 UNKNOWN_REASON = "fate unknown, not resent automatically: "
 
 
-def _send_one(delivery: Delivery, *, questions, suppressed, allowed, connection, moved) -> SendOutcome | None:
+def _send_one(delivery: Delivery, *, questions, suppressed, allowed, connection, rate, moved) -> SendOutcome | None:
     """Send one delivery and set its outcome; returns QUOTA or PAUSED when the batch must stop."""
     subscription = delivery.subscription
     subscriber = subscription.subscriber
@@ -527,6 +530,7 @@ def _send_one(delivery: Delivery, *, questions, suppressed, allowed, connection,
         message = send_message(
             lambda: build_daily_email(delivery=delivery, questions=picked, connection=connection),
             priority=pacing.BULK,
+            rate=rate,
         )
     except SendFailed as exc:
         logger.warning("delivery %s not sent (%s): %s", delivery.id, exc.outcome, exc.reason)
@@ -579,20 +583,7 @@ def build_daily_email(*, delivery: Delivery, questions: list[Question], connecti
     day = delivery.run.day
     shared = render_shared_email(
         "daily_question",
-        lambda: {
-            "category": Category(subscription.category).label,
-            "weekly": len(questions) > 1,
-            "day": day,
-            "questions": [
-                {
-                    "title": q.title,
-                    "question_html": render_markdown(q.question_md) if q.question_md else "",
-                    "question_md": q.question_md,
-                    "url": absolute_url(reverse("mailer:question", args=[q.id])),
-                }
-                for q in questions
-            ],
-        },
+        lambda: daily_email_context(category=subscription.category, day=day, questions=questions),
         language=subscriber.language,
         personal=("manage_url", "unsubscribe_url"),
         key=(subscription.category, day, tuple((q.id, q.title, q.question_md) for q in questions)),
@@ -604,6 +595,24 @@ def build_daily_email(*, delivery: Delivery, questions: list[Question], connecti
         connection=connection,
         headers={"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
     )
+
+
+def daily_email_context(*, category: str, day: date, questions: list[Question]) -> dict:
+    """What the daily_question templates get, but the reader's links (manage_url, unsubscribe_url)."""
+    return {
+        "category": Category(category).label,
+        "weekly": len(questions) > 1,
+        "day": day,
+        "questions": [
+            {
+                "title": q.title,
+                "question_html": render_markdown(q.question_md) if q.question_md else "",
+                "question_md": q.question_md,
+                "url": absolute_url(reverse("mailer:question", args=[q.id])),
+            }
+            for q in questions
+        ],
+    }
 
 
 def finish_run_if_complete(*, run_id: int) -> bool:
@@ -908,6 +917,13 @@ def sweep_expired_claims() -> int:
     if count:
         logger.warning("%d deliveries claimed by lost workers listed as fate unknown", count)
     return count
+
+
+def sweep_sends() -> tuple[int, int]:
+    """What beat runs every five minutes (and `manage.py sweep_sends` by hand or
+    from cron): list lost workers' claims as fate unknown, then queue stalled
+    runs again. Returns (claims swept, runs queued again)."""
+    return sweep_expired_claims(), requeue_stalled_runs()
 
 
 def requeue_stalled_runs(*, quiet_for: timedelta | None = None) -> int:

@@ -215,14 +215,22 @@ def classify(exc: Exception) -> SendOutcome:
     return SendOutcome.PERMANENT
 
 
-def send_message(build, *, priority: str = pacing.TRANSACTIONAL, attempts: int = 5, base_delay: float = 0.5):
+def send_message(
+    build,
+    *,
+    priority: str = pacing.TRANSACTIONAL,
+    rate: float | None = None,
+    attempts: int = 5,
+    base_delay: float = 0.5,
+):
     """Send the message `build()` makes, paced, retrying throttling and passing errors.
 
     `build` is called for every attempt: django-ses marks a message it has
     handled, so a message object is never sent twice. Raises SendFailed with
-    the outcome when the message cannot go. Returns the sent message.
+    the outcome when the message cannot go. Returns the sent message. `rate`
+    is pacing.send_rate() unless given (a batch reads it once for all its mails).
     """
-    rate = pacing.send_rate()
+    rate = rate or pacing.send_rate()
     for attempt in range(1, attempts + 1):
         message = build()
         if message.connection is None:

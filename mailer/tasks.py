@@ -35,6 +35,5 @@ def send_pause_alert(*, reason: str) -> int:
 
 @shared_task
 def sweep_expired_claims() -> int:
-    swept = services.sweep_expired_claims()
-    services.requeue_stalled_runs()
+    swept, _requeued = services.sweep_sends()
     return swept

@@ -292,32 +292,18 @@ def test_beat_task_sends_today_in_korean_time(settings):
 
 def direct_daily_email(delivery, questions):
     """The day's mail rendered from scratch for this one reader (what the shared render must equal)."""
-    from django.urls import reverse
-
-    from mailer.emails import absolute_url, build_email
-    from mailer.markdown import render_markdown
-    from subscriptions.models import Category
+    from mailer.emails import build_email
     from subscriptions.services import manage_url, unsubscribe_url
 
     subscription = delivery.subscription
     subscriber = subscription.subscriber
+    context = services.daily_email_context(category=subscription.category, day=delivery.run.day, questions=questions)
     return build_email(
         "daily_question",
         to=subscriber.email,
         language=subscriber.language,
         context={
-            "category": Category(subscription.category).label,
-            "weekly": len(questions) > 1,
-            "day": delivery.run.day,
-            "questions": [
-                {
-                    "title": q.title,
-                    "question_html": render_markdown(q.question_md) if q.question_md else "",
-                    "question_md": q.question_md,
-                    "url": absolute_url(reverse("mailer:question", args=[q.id])),
-                }
-                for q in questions
-            ],
+            **context,
             "manage_url": manage_url(subscriber),
             "unsubscribe_url": unsubscribe_url(subscriber, subscription.category),
         },
@@ -450,3 +436,19 @@ def test_a_run_gets_one_row_per_due_subscription_however_often_it_is_created(ven
         "weekly@example.org": (backend, "pending", "", 0, "", None),
         "front@example.org": ([], "skipped", "no published questions in this category", 0, "", None),
     }
+
+
+def test_a_batch_reads_the_send_rate_once_not_per_mail(monkeypatch, settings):
+    from mailer import pacing
+
+    settings.ADMINS = []  # no run report mail: it reads the rate too
+
+    make_questions("backend", 1)
+    for n in range(6):
+        make_subscriber(f"r{n}@example.org")
+    reads = []
+    real = pacing.send_rate
+    monkeypatch.setattr(pacing, "send_rate", lambda: reads.append(1) or real())
+    start_daily_send(day=TUESDAY)
+    assert len(mails_to("r5@example.org")) == 1
+    assert len(reads) == 2  # sizing the batches, then the one batch; not once per mail

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from mailer.services import requeue_stalled_runs, sweep_expired_claims
+from mailer.services import sweep_sends
 
 
 class Command(BaseCommand):
@@ -10,6 +10,5 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        swept = sweep_expired_claims()
-        requeued = requeue_stalled_runs()
+        swept, requeued = sweep_sends()
         self.stdout.write(f"{swept} expired claims listed as fate unknown; {requeued} stalled runs queued again.")
