@@ -24,113 +24,31 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from datetime import date, datetime
 from pathlib import Path
 
+from bench.proc import (
+    busy_seconds,
+    busy_share,
+    cpu_seconds,
+    free_port,
+    machine_cpu,
+    percentile,
+    process_tree,
+    status_kb,
+    wait_for_quiet,
+)
 from bench.ses_process import SESProcess
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 OUT_DIR = BASE_DIR / "var" / "bench"
 SEND_DAY = date(2030, 1, 8)  # a Tuesday: daily subscriptions are due, weekly ones are not
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- small measuring helpers ------------------------------------------------------------
-
-
-def percentile(values, q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
-
-
-def process_tree(pid: int) -> list[int]:
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children_of(current))
-    return tree
-
-
-def status_kb(pid: int, field: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def cpu_seconds(pids) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
-
-
-def machine_cpu() -> tuple[int, int]:
-    with open("/proc/stat", encoding="ascii") as handle:
-        values = [int(v) for v in handle.readline().split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-def busy_share(before, after) -> float:
-    busy = after[0] - before[0]
-    total = after[1] - before[1]
-    return busy / total if total else 0.0
-
-
-def busy_seconds(before, after) -> float:
-    """CPU-seconds the whole machine spent busy (all cores) between two machine_cpu() samples."""
-    return (after[0] - before[0]) / CLOCK_TICKS
-
-
-def wait_for_quiet(max_wait: float, *, seconds: int = 3, threshold: float = 0.15) -> float:
-    """Wait (up to max_wait s) for `seconds` seconds in a row in which the machine is under `threshold` busy.
-
-    This machine may be shared (other test suites, other benchmarks); returns
-    the busy share of the last second seen, which the report prints beside
-    the CPU time other programs took during the phase.
-    """
-    deadline = time.monotonic() + max_wait
-    quiet = 0
-    while True:
-        before = machine_cpu()
-        time.sleep(1)
-        share = busy_share(before, machine_cpu())
-        quiet = quiet + 1 if share < threshold else 0
-        if quiet >= seconds or time.monotonic() > deadline:
-            return share
 
 
 def busiest_window(arrivals: list[float], width: float = 1.0) -> int:
@@ -159,12 +77,6 @@ def code_version() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + (" with uncommitted changes to the app" if changed else "")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def pg_xacts(database: str) -> int:
@@ -357,7 +269,7 @@ def run_pipeline(args, ses: SESProcess, *, rate: float, label: str, expected: in
 
         services._create_deliveries, services.enqueue_pending_deliveries = timed_create, timed_enqueue
 
-        quiet_share = wait_for_quiet(args.quiet_wait)
+        quiet_share = wait_for_quiet(args.quiet_wait, seconds=3, threshold=0.15)
         xacts_before = pg_xacts(args.database)
         cpu_before, machine_before = workers.cpu(), machine_cpu()
         ses_cpu_before, harness_cpu_before = ses.cpu_seconds(), time.process_time()
@@ -549,7 +461,7 @@ def run_ceiling(args, ses: SESProcess, *, count: int, template: Path) -> dict:
         line = process.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"ceiling process did not start: {line!r}")
-    quiet_share = wait_for_quiet(args.quiet_wait)
+    quiet_share = wait_for_quiet(args.quiet_wait, seconds=3, threshold=0.15)
     machine_before, ses_cpu_before = machine_cpu(), ses.cpu_seconds()
     started = time.time()
     for process in processes:
@@ -601,7 +513,7 @@ def run_baseline(args, ses: SESProcess, *, sample: int, total: int) -> dict:
     counter = QueryCounter()
     latencies = []
     sent = 0
-    quiet_share = wait_for_quiet(args.quiet_wait)
+    quiet_share = wait_for_quiet(args.quiet_wait, seconds=3, threshold=0.15)
     machine_before, ses_cpu_before = machine_cpu(), ses.cpu_seconds()
     cpu_before = time.process_time()
     started = time.time()

@@ -34,7 +34,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import socketserver
 import subprocess
 import sys
@@ -49,9 +48,9 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from bench.fake_ses import FakeSES
+from bench.proc import cpu_seconds, free_port, machine_cpu, percentile, process_tree, wait_for_quiet
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 LANDING = "GET /"
 SUBSCRIBE = "POST /subscribe/"
@@ -91,34 +90,6 @@ ENV_NAMES_DROPPED = {
 # --- measuring helpers ---------------------------------------------------------------------
 
 
-def percentile(values, q: float) -> float:
-    """Nearest-rank percentile (q in 0..100); nan for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))  # ceil(n * q / 100), at least 1
-    return ordered[int(min(rank, len(ordered))) - 1]
-
-
-def process_tree(pid: int) -> list[int]:
-    parents: dict[int, list[int]] = defaultdict(list)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(fields[1])].append(int(entry))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(parents.get(current, []))
-    return tree
-
-
 def server_pids(database: str) -> dict[str, list[int]]:
     """PostgreSQL backends serving `database`, and redis-server (shared with whoever else uses it)."""
     found: dict[str, list[int]] = {"PostgreSQL (backends of the load-test database)": [], "Redis": []}
@@ -141,51 +112,9 @@ def cpu_by_pid(pids) -> dict[int, float]:
     return {pid: cpu_seconds([pid]) for pid in pids}
 
 
-def cpu_seconds(pids) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU-seconds of the whole machine since boot, all cores."""
-    with open("/proc/stat", encoding="ascii") as handle:
-        values = [int(v) for v in handle.readline().split()[1:]]
-    idle = values[3] + values[4]
-    return (sum(values) - idle) / CLOCK_TICKS, sum(values) / CLOCK_TICKS
-
-
-def wait_for_quiet(max_wait: float, threshold: float = 0.25) -> float:
-    """Wait up to `max_wait` s for a second in which the machine is under `threshold` busy.
-
-    The machine may be shared (test suites running beside); returns the last
-    busy share seen, which the report prints.
-    """
-    deadline = time.monotonic() + max_wait
-    while True:
-        before = machine_cpu()
-        time.sleep(1)
-        after = machine_cpu()
-        share = (after[0] - before[0]) / max(after[1] - before[1], 1e-9)
-        if share < threshold or time.monotonic() >= deadline:
-            return share
-
-
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- the services under test ---------------------------------------------------------------
