@@ -19,10 +19,12 @@ import argparse
 import base64
 import json
 import random
+import sys
 import threading
 import time
 import uuid
 from email import message_from_bytes
+from email.utils import getaddresses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -34,6 +36,7 @@ ERRORS = {
     "rejected": (400, "Sender", "MessageRejected", "Email address is not verified."),
     "quota": (400, "Sender", "Throttling", "Daily message quota exceeded."),
     "paused": (400, "Sender", "AccountSendingPausedException", "Sending paused for this account."),
+    "no_recipient": (400, "Sender", "InvalidParameterValue", "Missing required header 'To'."),
 }
 # The same errors as SESv2 (REST + JSON) answers them: status, error type, message.
 ERRORS_V2 = {
@@ -42,7 +45,17 @@ ERRORS_V2 = {
     "rejected": (400, "MessageRejected", "Email address is not verified."),
     "quota": (429, "LimitExceededException", "Daily message quota exceeded."),
     "paused": (400, "SendingPausedException", "Sending paused for this account."),
+    "no_recipient": (400, "BadRequestException", "Missing required header 'To'."),
 }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client killed mid-call (the fault tests do it on purpose) is not an error of the server.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FakeSES:
@@ -97,8 +110,7 @@ class FakeSES:
             def do_POST(self):
                 fake._handle(self, "POST")
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -117,6 +129,11 @@ class FakeSES:
     def _handle(self, request, method):
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The client went away mid-request (a killed worker): SES never
+            # gets a request that was cut off, so it is neither sent nor answered.
+            request.close_connection = True
+            return None
         if method == "GET" and request.path.startswith("/v2/email/account"):
             return self._get_account(request)
         if method == "POST" and request.path.startswith("/v2/email/outbound-emails"):
@@ -181,6 +198,14 @@ class FakeSES:
             return error
         raw = base64.b64decode(raw_base64)
         headers = message_from_bytes(raw)
+        if not destinations:
+            # Like SES: without explicit destinations, the message's own headers name them.
+            fields = [v for name in ("To", "Cc", "Bcc") for v in headers.get_all(name, [])]
+            destinations = [address for _, address in getaddresses(fields) if address]
+        if not destinations:
+            with self.lock:
+                self.refused.append("no_recipient")
+            return "no_recipient"
         message_id = f"fake-{uuid.uuid4().hex}"
         with self.lock:
             self.accepted.append(
