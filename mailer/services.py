@@ -570,11 +570,14 @@ def defer_pending_deliveries(*, run_id: int, reason: str) -> int:
     )
 
 
-def build_daily_email(*, delivery: Delivery, questions: list[Question], connection=None):
+def build_daily_email(*, delivery: Delivery, questions: list[Question], connection=None, test: bool = False):
     """The day's mail of one delivery: its question(s), links and unsubscribe headers.
 
     Everything but the reader's own links is rendered once per day, category,
-    language and question set (render_shared_email), then personalised.
+    language and question set (render_shared_email), then personalised. A
+    `test` mail (an admin's test send, which goes to another address) carries
+    no link that acts on the reader: both go to the landing page, and it has
+    no List-Unsubscribe headers.
     """
     from subscriptions.services import manage_url, unsubscribe_url
 
@@ -588,13 +591,14 @@ def build_daily_email(*, delivery: Delivery, questions: list[Question], connecti
         personal=("manage_url", "unsubscribe_url"),
         key=(subscription.category, day, tuple((q.id, q.title, q.question_md) for q in questions)),
     )
-    unsubscribe_link = unsubscribe_url(subscriber, subscription.category)
-    return email_message(
-        personalise(shared, {"manage_url": manage_url(subscriber), "unsubscribe_url": unsubscribe_link}),
-        to=subscriber.email,
-        connection=connection,
-        headers={"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-    )
+    if test:
+        landing = absolute_url(reverse("subscriptions:landing"))
+        links, headers = {"manage_url": landing, "unsubscribe_url": landing}, {}
+    else:
+        unsubscribe_link = unsubscribe_url(subscriber, subscription.category)
+        links = {"manage_url": manage_url(subscriber), "unsubscribe_url": unsubscribe_link}
+        headers = {"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    return email_message(personalise(shared, links), to=subscriber.email, connection=connection, headers=headers)
 
 
 def daily_email_context(*, category: str, day: date, questions: list[Question]) -> dict:
@@ -673,19 +677,26 @@ def send_run_report(*, run_id: int) -> bool:
     return True
 
 
-def preview_daily_email(*, subscription: Subscription, day: date):
-    """The mail `subscription` would get on `day` (unsent), or None without questions."""
+def preview_daily_email(*, subscription: Subscription, day: date, test: bool = False):
+    """The mail `subscription` would get on `day` (unsent), or None without questions.
+
+    `test`: the form of it a test send carries (see build_daily_email).
+    """
     delivery = preview_delivery(subscription=subscription, day=day)
     found = Question.objects.in_bulk(delivery.question_ids)
     questions = [found[i] for i in delivery.question_ids if i in found]
-    return build_daily_email(delivery=delivery, questions=questions) if questions else None
+    return build_daily_email(delivery=delivery, questions=questions, test=test) if questions else None
 
 
 def send_test_mail(*, subscription: Subscription, to: str, day: date) -> str:
-    """Send `subscription`'s mail of `day` to `to` (an admin's test send); returns the SES message id."""
+    """Send `subscription`'s mail of `day` to `to` (an admin's test send); returns the SES message id.
+
+    The reader's own links (manage, unsubscribe) are not in it: whoever gets
+    the test mail must not be able to act on the reader's subscription.
+    """
 
     def build():
-        message = preview_daily_email(subscription=subscription, day=day)
+        message = preview_daily_email(subscription=subscription, day=day, test=True)
         if message is None:
             raise ValueError("This category has no published questions.")
         message.to = [to]

@@ -111,7 +111,13 @@ def test_admin_preview_and_test_send_of_todays_mail(admin_client, ses):
     admin_client.post(url, {"to": "editor@example.org"})
     [sent] = ses.messages()
     assert sent.to == "editor@example.org" and sent.subject.startswith("[TEST]")
+    assert "backend question 2" in sent.text and "backend question 2" in sent.html
     assert subscription.deliveries.count() == 0  # a test send is not a delivery
+    # The editor who gets it cannot act on the reader's subscription: no link carries a token of theirs.
+    assert "List-Unsubscribe" not in dict(sent.headers)
+    for body in (sent.text, sent.html):
+        links = set(re.findall(r"https?://[^\s\"<>]+", body))
+        assert links and not [link for link in links if "/manage/" in link or "/unsubscribe/" in link], links
 
     refused = admin_client.post(url, {"to": "nope\nBcc: x@example.org"})
     assert refused.status_code == 200 and "errorlist" in refused.content.decode()
