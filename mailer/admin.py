@@ -1,3 +1,5 @@
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.validators import validate_email
@@ -53,6 +55,14 @@ class QuestionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["move_to"].initial = self.instance.position
+        self.fields["source_key"].required = False
+        self.fields["source_key"].help_text = _(
+            "Where the question came from; an import of the same file updates it. "
+            "Leave empty for a question written here."
+        )
+
+    def clean_source_key(self):
+        return self.cleaned_data["source_key"] or f"admin:{uuid.uuid4().hex}"
 
 
 @admin.register(Question)
@@ -79,18 +89,10 @@ class QuestionAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        wanted = form.cleaned_data.get("move_to")
-        if not change:
-            # New questions go to the end first, then move where asked.
-            last = Question.objects.filter(category=obj.category).order_by("-position").first()
-            obj.position = (last.position if last else 0) + 1
-            obj.save()
-        else:
-            current = Question.objects.get(pk=obj.pk).position
-            obj.position = current
-            obj.save()
-        if wanted and wanted != obj.position:
-            services.move_question(question=obj, position=wanted)
+        # The position field shows where the question is; left as shown, it asks for no move
+        # (a question given another category goes to that category's end).
+        wanted = form.cleaned_data.get("move_to") if "move_to" in form.changed_data else None
+        services.save_question(question=obj, position=wanted)
 
     @admin.action(description=_("Publish"))
     def publish(self, request, queryset):

@@ -19,7 +19,7 @@ from django.utils import timezone
 from mailer import pacing, selectors
 from mailer.emails import absolute_url, build_email, email_message, personalise, render_shared_email
 from mailer.markdown import render_markdown
-from mailer.models import Delivery, Question, SendingState, SendRun, SESEvent, Suppression
+from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from mailer.question_files import FileProblem, read_question_folder
 from mailer.ses import (
     SendFailed,
@@ -80,13 +80,14 @@ def import_questions(
     files, problems = read_question_folder(path)
     report = QuestionImportReport(problems=problems)
     with transaction.atomic():
-        existing = {q.source_key: q for q in Question.objects.select_for_update().filter(category=category)}
+        _lock_sequence(category)
+        existing = {q.source_key: q for q in Question.objects.filter(category=category)}
         foreign = set(
             Question.objects.exclude(category=category)
             .filter(source_key__in=[f"{source}:{f.relative_path}" for f in files])
             .values_list("source_key", flat=True)
         )
-        next_position = (Question.objects.filter(category=category).aggregate(m=Max("position"))["m"] or 0) + 1
+        next_position = _end_of_sequence(category)
         for item in files:
             key = f"{source}:{item.relative_path}"
             if len(key) > Question._meta.get_field("source_key").max_length:
@@ -122,14 +123,33 @@ def load_starter_questions() -> dict[str, QuestionImportReport]:
     }
 
 
+def save_question(*, question: Question, position: int | None = None) -> Question:
+    """Save `question`, new or edited, and put it at `position` of its category.
+
+    Without a position a new question, or one moved to another category, goes
+    to the end of its category; an edited one keeps its place. Positions stay
+    unique and without gaps in the category it joins (move_question).
+    """
+    with transaction.atomic():
+        _lock_sequence(question.category)
+        stored = Question.objects.filter(pk=question.pk).values_list("category", "position").first()
+        if stored is not None and stored[0] == question.category:
+            question.position = stored[1]
+        else:
+            question.position = _end_of_sequence(question.category)
+        question.save()
+        if position and position != question.position:
+            move_question(question=question, position=position)
+    return question
+
+
 def move_question(*, question: Question, position: int) -> Question:
     """Put `question` at `position` in its category, shifting the ones in between."""
     if position < 1:
         raise ValueError("Positions start at 1.")
     with transaction.atomic():
-        siblings = list(
-            Question.objects.select_for_update().filter(category=question.category).order_by("position", "id")
-        )
+        _lock_sequence(question.category)
+        siblings = list(Question.objects.filter(category=question.category).order_by("position", "id"))
         ordered = [q for q in siblings if q.id != question.id]
         moving = next(q for q in siblings if q.id == question.id)
         ordered.insert(min(position, len(ordered) + 1) - 1, moving)
@@ -140,6 +160,20 @@ def move_question(*, question: Question, position: int) -> Question:
             Question.objects.filter(id=item.id).update(position=number)
     question.refresh_from_db()
     return question
+
+
+def _lock_sequence(category: str) -> None:
+    """Hold `category`'s sequence until the transaction ends: one writer of its positions at a time.
+
+    The lock is the category's settings row, which exists even while the
+    category has no question to lock.
+    """
+    CategorySettings.objects.get_or_create(category=category)
+    CategorySettings.objects.select_for_update().get(category=category)
+
+
+def _end_of_sequence(category: str) -> int:
+    return (Question.objects.filter(category=category).aggregate(m=Max("position"))["m"] or 0) + 1
 
 
 # --- The daily send ------------------------------------------------------------------

@@ -1,14 +1,16 @@
 """Question pages, the archive, and the admin for questions and send runs."""
 
 import re
+import threading
 from datetime import date
 
 import pytest
 from django.core import mail
+from django.db import connection, transaction
 from django.urls import reverse
 
-from mailer.models import Delivery, Question, SendRun
-from mailer.services import move_question, start_daily_send
+from mailer.models import CategorySettings, Delivery, Question, SendRun
+from mailer.services import move_question, save_question, start_daily_send
 from subscriptions.services import manage_url
 from tests.factories import make_questions, make_subscriber
 
@@ -128,3 +130,82 @@ def test_subscription_admin_links_to_the_preview(admin_client):
     make_subscriber("a@example.org")
     page = admin_client.get(reverse("admin:subscriptions_subscription_changelist")).content.decode()
     assert re.search(r'href="/admin/mailer/sendrun/preview/\d+/"', page)
+
+
+def test_admin_moves_a_question_to_another_category_at_its_end(admin_client):
+    backend = make_questions("backend", 2)
+    make_questions("frontend", 3)
+    data = {
+        "category": "frontend",
+        "move_to": str(backend[0].position),
+        "title": backend[0].title,
+        "question_md": backend[0].question_md,
+        "answer_md": "A.",
+        "is_published": "on",
+        "source_key": backend[0].source_key,
+    }
+    # Left as it was, the move is to the end of its new category ...
+    response = admin_client.post(reverse("admin:mailer_question_change", args=[backend[0].pk]), data)
+    assert response.status_code == 302
+    assert Question.objects.get(pk=backend[0].pk).position == 4
+    # ... and a position changed is a place in the new category.
+    response = admin_client.post(
+        reverse("admin:mailer_question_change", args=[backend[1].pk]),
+        {**data, "title": "B2", "move_to": "3", "source_key": backend[1].source_key},
+    )
+    assert response.status_code == 302
+    frontend = list(Question.objects.filter(category="frontend").order_by("position").values_list("title", flat=True))
+    assert frontend == ["frontend question 1", "frontend question 2", "B2", "frontend question 3", "backend question 1"]
+    assert not Question.objects.filter(category="backend").exists()
+
+
+def test_admin_adds_questions_at_the_end_or_where_asked(admin_client):
+    make_questions("backend", 2)
+    add = reverse("admin:mailer_question_add")
+    data = {"category": "backend", "title": "New", "question_md": "Q?", "answer_md": "A.", "is_published": "on"}
+    assert admin_client.post(add, {**data, "move_to": "", "source_key": ""}).status_code == 302
+    assert admin_client.post(add, {**data, "title": "First", "move_to": "1", "source_key": ""}).status_code == 302
+    titles = list(Question.objects.filter(category="backend").order_by("position").values_list("title", flat=True))
+    assert titles == ["First", "backend question 1", "backend question 2", "New"]
+    assert list(Question.objects.order_by("position").values_list("position", flat=True)) == [1, 2, 3, 4]
+    # Written here, without a source key: each gets its own.
+    keys = Question.objects.filter(title__in=["New", "First"]).values_list("source_key", flat=True)
+    assert len(set(keys)) == 2 and all(key.startswith("admin:") for key in keys)
+
+
+@pytest.mark.parametrize("category_configured", [False, True])
+def test_questions_added_at_once_to_an_empty_category_get_their_own_places(category_configured):
+    # One admin's save is still open when another's starts: the second waits for the category.
+    if category_configured:
+        CategorySettings.objects.create(category="frontend", start_position=1)
+    first_saved, second_done = threading.Event(), threading.Event()
+    errors = []
+
+    def first():
+        try:
+            with transaction.atomic():
+                save_question(question=Question(category="frontend", title="A", answer_md=".", source_key="t:a"))
+                first_saved.set()
+                second_done.wait(timeout=1)  # the second finishes meanwhile unless it waits for this one
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def second():
+        first_saved.wait(timeout=10)
+        try:
+            save_question(question=Question(category="frontend", title="B", answer_md=".", source_key="t:b"))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            second_done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert list(Question.objects.order_by("position").values_list("title", "position")) == [("A", 1), ("B", 2)]
