@@ -457,6 +457,13 @@ def _axes(labels: list[str], ticks: list[float], *, width: int, plot_height: int
     return parts
 
 
+def _plot(chart_id: str, title: str, description: str, width: int, bottom: float, parts, series) -> SafeString:
+    """A chart of plotted `parts` over an x axis at `bottom`, its legend underneath."""
+    legend, legend_height = _legend(series, width=width, top=bottom + _X_AXIS + 4)
+    height = bottom + _X_AXIS + 4 + legend_height
+    return _frame(chart_id, title, description, width, height, _join(parts + legend))
+
+
 def _empty(chart_id: str, title: str, description: str, width: int, message: str) -> SafeString:
     body = format_html('<text x="{}" y="40" text-anchor="middle" fill="currentColor">{}</text>', width // 2, message)
     return _frame(chart_id, title, description, width, 64, body)
@@ -509,9 +516,7 @@ def line_chart(
                 item.label,
             )
         )
-    legend, legend_height = _legend(series, width=width, top=bottom + _X_AXIS + 4)
-    height = bottom + _X_AXIS + 4 + legend_height
-    return _frame(chart_id, title, description, width, height, _join(parts + legend))
+    return _plot(chart_id, title, description, width, bottom, parts, series)
 
 
 def bar_chart(
@@ -564,9 +569,7 @@ def bar_chart(
             )
             if stacked:
                 base += height
-    legend, legend_height = _legend(series, width=width, top=bottom + _X_AXIS + 4)
-    height = bottom + _X_AXIS + 4 + legend_height
-    return _frame(chart_id, title, description, width, height, _join(parts + legend))
+    return _plot(chart_id, title, description, width, bottom, parts, series)
 
 
 def gauge(
