@@ -224,7 +224,7 @@ def test_dashboard_shows_the_numbers_as_charts_and_tables(admin_client, ses_unre
     run = make_run(ago(1), [(S.SENT, F.DELIVERED), (S.SENT, F.BOUNCED), (S.FAILED, F.NONE), (S.SKIPPED, F.NONE)])
     make_subscriber("weekly@example.org", categories=("frontend",), frequency="weekly", activated_at=at(ago(3)))
 
-    response = admin_client.get(reverse("dashboard"))
+    response = admin_client.get(reverse("dashboard"), HTTP_ACCEPT_LANGUAGE="en")
 
     assert response.status_code == 200
     page = response.content.decode()
@@ -293,7 +293,7 @@ def test_dashboard_is_for_staff_only(client):
 
 @with_dashboard
 def test_quota_block_says_when_ses_is_not_reachable(admin_client, ses_unreachable):
-    page = admin_client.get(reverse("dashboard")).content.decode()
+    page = admin_client.get(reverse("dashboard"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert re.search(r'id="quota-unreachable">[^<]*not reachable', page)
     assert 'id="gauge-quota"' not in page
 
@@ -301,7 +301,7 @@ def test_quota_block_says_when_ses_is_not_reachable(admin_client, ses_unreachabl
 @with_dashboard
 def test_quota_block_shows_ses_quota_rate_and_sandbox(admin_client, ses, settings):
     settings.SES_SANDBOX = "false"
-    page = admin_client.get(reverse("dashboard")).content.decode()
+    page = admin_client.get(reverse("dashboard"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "not reachable" not in page
     assert cells(page, "quota-sent")[1] == "0"
     assert cells(page, "quota-max")[1] == "200"
@@ -313,17 +313,19 @@ def test_quota_block_shows_ses_quota_rate_and_sandbox(admin_client, ses, setting
 @with_dashboard
 def test_paused_sending_shows_a_banner_linking_to_the_sending_state(admin_client, ses_unreachable):
     SendingState.objects.create(id=1, paused=True, reason="bounce rate 7.00% (limit 5.00%)", paused_at=timezone.now())
-    page = admin_client.get(reverse("dashboard")).content.decode()
-    banner = re.search(r'<ul class="messagelist" id="sending-paused">(.*?)</ul>', page, re.S)
-    assert banner and "Sending is paused" in banner[1] and "bounce rate 7.00%" in banner[1]
-    assert reverse("admin:mailer_sendingstate_changelist") in banner[1]
+    for language, words in (("ko", "발송이 일시 중지되었습니다"), ("en", "Sending is paused")):  # Korean by default
+        page = admin_client.get(reverse("dashboard"), HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        banner = re.search(r'<ul class="messagelist" id="sending-paused">(.*?)</ul>', page, re.S)
+        assert banner and words in banner[1] and "bounce rate 7.00%" in banner[1]
+        assert reverse("admin:mailer_sendingstate_changelist") in banner[1]
 
 
 @with_dashboard
 def test_admin_index_links_to_the_dashboard(admin_client):
-    page = admin_client.get(reverse("admin:index")).content.decode()
+    page = admin_client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     link = re.search(r'<a class="button" href="([^"]+)"><strong>Statistics dashboard</strong></a>', page)
     assert link and link[1] == reverse("dashboard")
+    assert "<strong>통계 대시보드</strong>" in admin_client.get(reverse("admin:index")).content.decode()
 
 
 def test_admin_index_renders_without_the_dashboard_mounted(admin_client):
