@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
@@ -154,7 +155,14 @@ class Delivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "subscription"], name="delivery_once_per_run"),
         ]
-        indexes = [models.Index(fields=["run", "status"]), models.Index(fields=["sent_at"])]
+        indexes = [
+            models.Index(fields=["run", "status"]),
+            models.Index(fields=["sent_at"]),
+            # The few unsent rows, which a new run supersedes (services._supersede_older_deliveries).
+            models.Index(
+                fields=["subscription"], condition=Q(status__in=["pending", "deferred"]), name="delivery_unsent"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.run} → {self.subscription_id} ({self.status})"

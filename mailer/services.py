@@ -1,3 +1,4 @@
+import bisect
 import json
 import logging
 import math
@@ -11,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Max
+from django.db.models import Case, Count, Exists, F, Max, OuterRef, Value, When
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -158,8 +159,35 @@ def move_question(*, question: Question, position: int) -> Question:
         Question.objects.filter(id__in=[q.id for q in siblings]).update(position=F("position") + offset)
         for number, item in enumerate(ordered, start=1):
             Question.objects.filter(id=item.id).update(position=number)
+        _keep_readers_places(question.category, siblings, ordered)
     question.refresh_from_db()
     return question
+
+
+def _keep_readers_places(category: str, before: list[Question], after: list[Question]) -> None:
+    """Move the category's cursors so each reader goes on after the last question they got.
+
+    A cursor (Subscription.next_position) is a position; renumbering the
+    questions would otherwise hand a reader a question they had (one moved
+    in ahead of them) or skip one. The last question a reader got is the one
+    before their cursor; its new position + 1 is their new cursor. A question
+    moved from behind a reader to ahead of them is theirs at the next wrap.
+    """
+    new_position = {q.id: number for number, q in enumerate(after, start=1)}
+    old_positions = [q.position for q in before]  # ascending
+    cursors = (
+        Subscription.objects.filter(category=category).order_by().values_list("next_position", flat=True).distinct()
+    )
+    moves = {}
+    for cursor in cursors:
+        index = bisect.bisect_left(old_positions, cursor)  # questions before the cursor: before[:index]
+        moved_to = new_position[before[index - 1].id] + 1 if index else 1
+        if moved_to != cursor:
+            moves[cursor] = moved_to
+    if moves:
+        Subscription.objects.filter(category=category, next_position__in=moves).update(
+            next_position=Case(*(When(next_position=old, then=Value(new)) for old, new in moves.items()))
+        )
 
 
 def _lock_sequence(category: str) -> None:
@@ -233,6 +261,7 @@ def start_daily_send(*, day: date) -> SendRun | None:
         if run.status != SendRun.Status.CREATED:
             return run
         total = _create_deliveries(run)
+        superseded_runs = _supersede_older_deliveries(run)
         _cap_at_quota(run)
         run.status = SendRun.Status.SENDING
         run.started_at = timezone.now()
@@ -240,8 +269,10 @@ def start_daily_send(*, day: date) -> SendRun | None:
         run.save(update_fields=["status", "started_at", "total"])
         transaction.on_commit(lambda: enqueue_pending_deliveries(run_id=run.id))
     logger.info("send run %s: %d deliveries", run.day, total)
-    # A run whose deliveries were all settled at creation (skipped) is done now.
-    finish_run_if_complete(run_id=run.id)
+    # A run whose deliveries were all settled at creation (skipped) is done now,
+    # and so may be the older runs this one took the unsent rows of.
+    for run_id in [run.id, *superseded_runs]:
+        finish_run_if_complete(run_id=run_id)
     return run
 
 
@@ -267,6 +298,26 @@ def _create_deliveries(run: SendRun) -> int:
     if rows:
         _insert_deliveries(run, rows)
     return Delivery.objects.filter(run=run).count()
+
+
+def _supersede_older_deliveries(run: SendRun) -> list[int]:
+    """Skip the unsent (pending, deferred) rows of earlier runs for the subscriptions `run` mails.
+
+    A subscription's cursor moves only when a mail is sent, so an earlier
+    run's unsent row (left by a pause, a quota stop, a backlog) carries the
+    same question as `run`'s row: sending both would mail it twice. The
+    newer row is the one sent. Returns the ids of the runs touched.
+    """
+    older = Delivery.objects.filter(
+        run__day__lt=run.day,
+        status__in=[Delivery.Status.PENDING, Delivery.Status.DEFERRED],
+        subscription_id__in=Delivery.objects.filter(run=run).values("subscription_id"),
+    )
+    run_ids = list(older.order_by().values_list("run_id", flat=True).distinct())
+    if run_ids:
+        count = older.update(status=Delivery.Status.SKIPPED, reason=f"{SUPERSEDED_REASON}{run.day.isoformat()}")
+        logger.info("send run %s: %d unsent deliveries of earlier runs superseded", run.day, count)
+    return run_ids
 
 
 def _insert_deliveries(run: SendRun, rows: list[tuple[int, list[int], str, str]]) -> None:
@@ -536,6 +587,7 @@ def _bulk_set(objects: list, fields: list[str], *, claim: str | None = None) -> 
 
 
 QUOTA_REASON = "SES 24-hour quota reached"
+SUPERSEDED_REASON = "superseded by the run of "
 # A delivery whose sends kept meeting throttling or passing errors goes back
 # to the queue this many times (after a growing pause) before it fails.
 TRANSIENT_ROUNDS = 5
@@ -671,11 +723,16 @@ def retry_failed_deliveries(*, run: SendRun) -> int:
     """Give a run's failed and deferred deliveries another go (an admin's action).
 
     A delivery whose fate is unknown (SES may have accepted it) is among the
-    failed ones; the admin decides, knowing that.
+    failed ones; the admin decides, knowing that. A subscription that a later
+    run already has a row for is left out: that row carries the question
+    this one did (the cursor had not moved), so a retry would mail it twice.
     """
+    later = Delivery.objects.filter(subscription_id=OuterRef("subscription_id"), run__day__gt=run.day)
     with transaction.atomic():
-        count = Delivery.objects.filter(run=run, status__in=[Delivery.Status.FAILED, Delivery.Status.DEFERRED]).update(
-            status=Delivery.Status.PENDING, reason="", claim="", attempts=0
+        count = (
+            Delivery.objects.filter(run=run, status__in=[Delivery.Status.FAILED, Delivery.Status.DEFERRED])
+            .exclude(Exists(later))
+            .update(status=Delivery.Status.PENDING, reason="", claim="", attempts=0)
         )
         if count:
             SendRun.objects.filter(id=run.id).update(status=SendRun.Status.SENDING, finished_at=None)

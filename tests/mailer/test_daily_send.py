@@ -452,3 +452,46 @@ def test_a_batch_reads_the_send_rate_once_not_per_mail(monkeypatch, settings):
     start_daily_send(day=TUESDAY)
     assert len(mails_to("r5@example.org")) == 1
     assert len(reads) == 2  # sizing the batches, then the one batch; not once per mail
+
+
+def test_a_pause_over_send_days_mails_each_reader_one_question_on_resume():
+    make_questions("backend", 3)
+    make_subscriber("a@example.org")
+    services.pause_sending(reason="bounce rate too high")
+    monday, tuesday = start_daily_send(day=MONDAY), start_daily_send(day=TUESDAY)
+    assert mails_to("a@example.org") == []
+
+    services.resume_sending()
+
+    assert [m.subject for m in mails_to("a@example.org")] == ["[DailyQ 백엔드] backend question 1"]
+    assert Subscription.objects.get().next_position == 2
+    old = Delivery.objects.get(run=monday)
+    assert (old.status, old.reason) == ("skipped", f"superseded by the run of {TUESDAY.isoformat()}")
+    assert Delivery.objects.get(run=tuesday).status == "sent"
+    assert set(SendRun.objects.values_list("status", flat=True)) == {"done"}
+
+
+def test_a_retry_leaves_out_readers_a_later_run_already_mailed(ses, settings):
+    make_questions("backend", 5)
+    make_subscriber("a@example.org")
+    make_subscriber("b@example.org")
+    settings.ADMINS = []
+    settings.DEFAULT_FROM_EMAIL = "DailyQ <unverified@nowhere.example>"  # SES refuses this sender
+    monday = start_daily_send(day=MONDAY)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"failed"}
+    settings.DEFAULT_FROM_EMAIL = "DailyQ <dailyq@example.com>"
+    Subscriber.objects.filter(email="b@example.org").update(status=Subscriber.Status.UNSUBSCRIBED)
+    start_daily_send(day=TUESDAY)  # a carries Monday's question 1 on Tuesday; b is not due
+    start_daily_send(day=TUESDAY + timedelta(days=1))
+    Subscriber.objects.filter(email="b@example.org").update(status=Subscriber.Status.ACTIVE)
+
+    assert services.retry_failed_deliveries(run=monday) == 1  # b's; a's question went out on Tuesday
+
+    statuses = dict(Delivery.objects.filter(run=monday).values_list("subscription__subscriber__email", "status"))
+    assert statuses == {"a@example.org": "failed", "b@example.org": "sent"}
+    a = Subscription.objects.get(subscriber__email="a@example.org")
+    assert a.next_position == 3  # never moved back
+    assert sorted(m.subject for m in ses.messages() if m.to == "a@example.org") == [
+        "[DailyQ 백엔드] backend question 1",
+        "[DailyQ 백엔드] backend question 2",
+    ]

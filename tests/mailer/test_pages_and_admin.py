@@ -209,3 +209,29 @@ def test_questions_added_at_once_to_an_empty_category_get_their_own_places(categ
         thread.join(timeout=30)
     assert errors == []
     assert list(Question.objects.order_by("position").values_list("title", "position")) == [("A", 1), ("B", 2)]
+
+
+def test_readers_go_on_after_the_last_question_they_got_when_questions_move():
+    questions = make_questions("frontend", 5)
+    new, middle, done = (make_subscriber(f"{name}@example.org", categories=["frontend"], next_position=position)
+                         for name, position in (("new", 1), ("middle", 4), ("done", 6)))  # fmt: skip
+    inserted = save_question(
+        question=Question(category="frontend", title="Inserted", answer_md=".", source_key="t:ins"), position=1
+    )
+    assert inserted.position == 1
+
+    def next_title(subscriber):
+        cursor = subscriber.subscriptions.get().next_position
+        return Question.objects.filter(category="frontend", position__gte=cursor).order_by("position").first()
+
+    # "middle" got questions 1-3: next is still question 4, not question 3 again.
+    assert next_title(middle).title == "frontend question 4"
+    assert next_title(new).title == "Inserted"  # got nothing yet: starts at the new first
+    assert next_title(done) is None  # got all five: still at the end (the sequence wraps)
+    # Question 2 moved behind "middle" (who had it): they go on with question 4.
+    move_question(question=questions[1], position=6)
+    assert next_title(middle).title == "frontend question 4"
+    # Question 5 (not had) moved ahead of them: they go on with question 4, and get 5 at the wrap.
+    move_question(question=questions[4], position=1)
+    assert next_title(middle).title == "frontend question 4"
+    assert next_title(new).title == "frontend question 5"  # its cursor stayed 1
