@@ -740,32 +740,52 @@ def retry_failed_deliveries(*, run: SendRun) -> int:
     return count
 
 
-def send_run_report(*, run_id: int) -> bool:
-    """Mail ADMINS a short report of a finished run, once."""
-    if not settings.ADMINS:
-        return False
-    marked = SendRun.objects.filter(id=run_id, report_sent_at__isnull=True).update(report_sent_at=timezone.now())
-    if not marked:
-        return False
-    run = SendRun.objects.get(id=run_id)
-    progress = selectors.run_progress(run=run)
-    failures = list(
-        run.deliveries.filter(status=Delivery.Status.FAILED)
-        .values_list("reason")
-        .annotate(n=Count("id"))
-        .order_by("-n")[:5]
-    )
-    context = {
-        "run": run,
-        "progress": progress,
-        "unknown": run.deliveries.filter(status=Delivery.Status.FAILED, reason__startswith=UNKNOWN_REASON).count(),
-        "failures": failures,
-        "admin_url": absolute_url(reverse("admin:mailer_sendrun_change", args=[run.id])),
-    }
-    for _name, address in settings.ADMINS:
-        # An operator's report, written in English.
-        send_message(lambda address=address: build_email("run_report", to=address, language="en", context=context))
-    return True
+class AdminMailFailed(Exception):
+    """A mail to admins stopped at an address; `unsent` are the ones still to mail, that one first."""
+
+    def __init__(self, unsent: list[str]):
+        super().__init__(f"mail to {len(unsent)} admin address(es) not sent")
+        self.unsent = unsent
+
+
+def _mail_admins(template: str, context: dict, to: list[str]) -> int:
+    """Mail each of `to` in turn (an operator's mail, in English)."""
+    for index, address in enumerate(to):
+        try:
+            send_message(lambda address=address: build_email(template, to=address, language="en", context=context))
+        except Exception as exc:
+            raise AdminMailFailed(to[index:]) from exc
+    return len(to)
+
+
+def send_run_report(*, run_id: int, to: list[str] | None = None) -> int:
+    """Mail ADMINS a short report of a finished run, once; returns how many were mailed.
+
+    `to` is for a retry: the admins a first try did not reach (AdminMailFailed).
+    """
+    if to is None:
+        if not settings.ADMINS:
+            return 0
+        if not SendRun.objects.filter(id=run_id, report_sent_at__isnull=True).update(report_sent_at=timezone.now()):
+            return 0  # reported before
+        to = [address for _name, address in settings.ADMINS]
+    try:
+        run = SendRun.objects.get(id=run_id)
+        context = {
+            "run": run,
+            "progress": selectors.run_progress(run=run),
+            "unknown": run.deliveries.filter(status=Delivery.Status.FAILED, reason__startswith=UNKNOWN_REASON).count(),
+            "failures": list(
+                run.deliveries.filter(status=Delivery.Status.FAILED)
+                .values_list("reason")
+                .annotate(n=Count("id"))
+                .order_by("-n")[:5]
+            ),
+            "admin_url": absolute_url(reverse("admin:mailer_sendrun_change", args=[run.id])),
+        }
+    except Exception as exc:  # claimed but not written: a retry must still send it
+        raise AdminMailFailed(to) from exc
+    return _mail_admins("run_report", context, to)
 
 
 def preview_daily_email(*, subscription: Subscription, day: date, test: bool = False):
@@ -835,19 +855,11 @@ def resume_sending() -> int:
     return len(runs)
 
 
-def send_pause_alert(*, reason: str) -> int:
-    sent = 0
-    for _name, address in settings.ADMINS:
-        send_message(
-            lambda address=address: build_email(
-                "sending_paused",
-                to=address,
-                language="en",
-                context={"reason": reason, "admin_url": absolute_url(reverse("admin:mailer_sendingstate_changelist"))},
-            )
-        )
-        sent += 1
-    return sent
+def send_pause_alert(*, reason: str, to: list[str] | None = None) -> int:
+    """Tell ADMINS (or `to`, on a retry) that the daily send is paused; returns how many were mailed."""
+    to = [address for _name, address in settings.ADMINS] if to is None else to
+    context = {"reason": reason, "admin_url": absolute_url(reverse("admin:mailer_sendingstate_changelist"))}
+    return _mail_admins("sending_paused", context, to)
 
 
 # --- Feedback from SES ------------------------------------------------------------------
@@ -1028,16 +1040,28 @@ def sweep_sends() -> tuple[int, int]:
     return sweep_expired_claims(), requeue_stalled_runs()
 
 
-def requeue_stalled_runs(*, quiet_for: timedelta | None = None) -> int:
-    """Queue again the pending deliveries of runs that stopped moving.
+def requeue_stalled_runs(*, quiet_for: timedelta | None = None, today: date | None = None) -> int:
+    """Queue again the pending deliveries of runs that stopped moving, and start
+    today's run again if its start failed.
 
     Their batch tasks can be lost with the broker's memory (a Redis restart
     without persistence). Queueing a pending row twice is harmless: only one
     claim can take it. Beat runs this with the sweeper.
     """
-    quiet_for = quiet_for or claim_lease()
+    quiet_for = claim_lease() if quiet_for is None else quiet_for
     since = timezone.now() - quiet_for
     requeued = 0
+    # Today's run whose start failed (its deliveries were rolled back, it stays
+    # created): start it again. Earlier days' are left to the admin.
+    today = today or timezone.localdate()
+    for run in SendRun.objects.filter(status=SendRun.Status.CREATED, day=today, created_at__lt=since):
+        logger.warning("send run %s did not start: starting it again", run.day)
+        try:
+            start_daily_send(day=run.day)
+        except Exception:
+            logger.exception("send run %s: the start failed again", run.day)
+            continue
+        requeued += 1
     for run in SendRun.objects.filter(status=SendRun.Status.SENDING, started_at__lt=since):
         deliveries = run.deliveries
         if not deliveries.filter(status=Delivery.Status.PENDING).exists():

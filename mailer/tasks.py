@@ -8,11 +8,23 @@ from django.utils import timezone
 from mailer import services
 
 
-@shared_task
-def start_daily_send(*, day: str | None = None) -> int | None:
-    """Beat's entry point: today's send (in TIME_ZONE) unless a day is given."""
+def _backoff(task) -> int:
+    return min(30 * 2**task.request.retries, 900)
+
+
+@shared_task(bind=True, max_retries=8)
+def start_daily_send(self, *, day: str | None = None) -> int | None:
+    """Beat's entry point: today's send (in TIME_ZONE) unless a day is given.
+
+    A failed start (the database or SES's quota call unreachable) is tried
+    again for about two hours, always for the same day; starting twice is
+    harmless (services.start_daily_send). The sweeper starts it too.
+    """
     send_day = date.fromisoformat(day) if day else timezone.localdate()
-    run = services.start_daily_send(day=send_day)
+    try:
+        run = services.start_daily_send(day=send_day)
+    except Exception as exc:
+        raise self.retry(exc=exc, kwargs={"day": send_day.isoformat()}, countdown=_backoff(self)) from exc
     return run.id if run else None
 
 
@@ -23,14 +35,21 @@ def send_delivery_batch(*, ids: list[int]) -> dict:
     return vars(services.send_delivery_batch(ids=ids))
 
 
-@shared_task(autoretry_for=(Exception,), retry_backoff=30, max_retries=5)
-def send_run_report(*, run_id: int) -> bool:
-    return services.send_run_report(run_id=run_id)
+# Mail to admins is retried for the addresses not reached yet: nobody gets it twice.
+@shared_task(bind=True, max_retries=5)
+def send_run_report(self, *, run_id: int, to: list[str] | None = None) -> int:
+    try:
+        return services.send_run_report(run_id=run_id, to=to)
+    except services.AdminMailFailed as exc:
+        raise self.retry(exc=exc, kwargs={"run_id": run_id, "to": exc.unsent}, countdown=_backoff(self)) from exc
 
 
-@shared_task(autoretry_for=(Exception,), retry_backoff=30, max_retries=5)
-def send_pause_alert(*, reason: str) -> int:
-    return services.send_pause_alert(reason=reason)
+@shared_task(bind=True, max_retries=5)
+def send_pause_alert(self, *, reason: str, to: list[str] | None = None) -> int:
+    try:
+        return services.send_pause_alert(reason=reason, to=to)
+    except services.AdminMailFailed as exc:
+        raise self.retry(exc=exc, kwargs={"reason": reason, "to": exc.unsent}, countdown=_backoff(self)) from exc
 
 
 @shared_task

@@ -226,7 +226,7 @@ def test_run_report_goes_to_admins_once():
     run = start_daily_send(day=TUESDAY)
     [report] = mails_to("ops@example.org")
     assert "1 sent" in report.subject
-    assert services.send_run_report(run_id=run.id) is False
+    assert services.send_run_report(run_id=run.id) == 0
 
 
 def test_two_triggers_at_once_make_one_run(postgres):
