@@ -2,8 +2,8 @@
 
 moto is the SES emulator for correctness; it is too slow to measure a sender
 against and never throttles. This server answers the calls DailyQ makes
-(SES v1 SendRawEmail and GetSendQuota, SESv2 SendEmail with raw content and
-GetAccount) with a chosen
+(SES v1 SendRawEmail, GetSendQuota and an empty ListIdentities, SESv2
+SendEmail with raw content and GetAccount) with a chosen
 latency, and can answer a chosen share of sends with throttling or server
 errors, or with a scripted list of errors. It counts what it accepted.
 
@@ -152,6 +152,13 @@ class FakeSES:
             )
         if action == "SendRawEmail":
             return self._send_raw_email(request, params)
+        if action == "ListIdentities":  # none: this fake verifies nothing
+            return self._xml(
+                request,
+                200,
+                f"<ListIdentitiesResponse xmlns='{NS}'><ListIdentitiesResult><Identities/></ListIdentitiesResult>"
+                f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></ListIdentitiesResponse>",
+            )
         return self._error(request, (400, "Sender", "InvalidAction", f"Unsupported action {action}"))
 
     def _send_raw_email(self, request, params):

@@ -20,8 +20,25 @@ from mailer.models import CategorySettings, Delivery, Question, SendingState, Se
 from subscriptions.models import Subscription
 
 
+class SuppressionForm(forms.ModelForm):
+    class Meta:
+        model = Suppression
+        fields = ["email", "reason", "detail"]
+
+    def clean_email(self):
+        # One suppression in force per address is a database constraint, but it
+        # depends on lifted_at, which is not on the form, so Django leaves it to
+        # the database; checked here to answer with a message instead of an error page.
+        email = self.cleaned_data["email"]
+        same_address = self.instance.pk is not None and self.instance.email.lower() == email.lower()
+        if self.instance.lifted_at is None and not same_address and selectors.is_suppressed(email=email):
+            raise forms.ValidationError(_("This address is already suppressed."), code="already_suppressed")
+        return email
+
+
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
+    form = SuppressionForm
     list_display = ("email", "reason", "created_at", "lifted_at")
     list_filter = ("reason", ("lifted_at", admin.EmptyFieldListFilter), "created_at")
     search_fields = ("email",)

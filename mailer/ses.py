@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import random
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -59,32 +60,46 @@ def ses_client(*, v2: bool = False, connect_timeout: float = 5, read_timeout: fl
 SANDBOX_DAILY_QUOTA = 200  # what SES gives every new (sandboxed) account
 ACCOUNT_CACHE_SECONDS = 60
 IDENTITY_CACHE_SECONDS = 300
+# What remains of an unlimited quota: more than any run holds, so a cap at the
+# quota (a slice of the pending deliveries) defers nothing. An int, as callers
+# count and slice with it; sys.maxsize still fits a SQL OFFSET (bigint).
+UNLIMITED_REMAINING = sys.maxsize
 
 
 @dataclass(frozen=True)
 class AccountStatus:
     sandbox: bool
     decided_by: str
-    max_24_hour_send: float
+    max_24_hour_send: float  # -1 (any negative) when SES sets no 24-hour limit
     sent_last_24_hours: float
     max_send_rate: float
 
     @property
+    def unlimited(self) -> bool:
+        return self.max_24_hour_send < 0
+
+    @property
     def remaining_24_hours(self) -> int:
+        if self.unlimited:
+            return UNLIMITED_REMAINING
         return max(0, int(self.max_24_hour_send - self.sent_last_24_hours))
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "remaining_24_hours": self.remaining_24_hours}
+        return {**asdict(self), "unlimited": self.unlimited, "remaining_24_hours": self.remaining_24_hours}
 
 
-def account_status(*, refresh: bool = False) -> AccountStatus:
-    """Sandbox or not (and how that was decided), quota and rate, cached briefly."""
+def account_status(*, refresh: bool = False, timeout: float | None = None) -> AccountStatus:
+    """Sandbox or not (and how that was decided), quota and rate, cached briefly.
+
+    `timeout` bounds each SES call's connect and read (ses_client's defaults otherwise).
+    """
     if not refresh:
         cached = cache.get("ses:account")
         if cached:
             return AccountStatus(**cached)
-    quota = ses_client().get_send_quota()
-    sandbox, decided_by = _sandbox_mode(quota)
+    timeouts = {} if timeout is None else {"connect_timeout": timeout, "read_timeout": timeout}
+    quota = ses_client(**timeouts).get_send_quota()
+    sandbox, decided_by = _sandbox_mode(quota, timeouts)
     status = AccountStatus(
         sandbox=sandbox,
         decided_by=decided_by,
@@ -96,15 +111,16 @@ def account_status(*, refresh: bool = False) -> AccountStatus:
     return status
 
 
-def _sandbox_mode(quota: dict) -> tuple[bool, str]:
+def _sandbox_mode(quota: dict, timeouts: dict) -> tuple[bool, str]:
     if settings.SES_SANDBOX in {"true", "false"}:
         return settings.SES_SANDBOX == "true", f"SES_SANDBOX={settings.SES_SANDBOX}"
     try:
-        account = ses_client(v2=True).get_account()
+        account = ses_client(v2=True, **timeouts).get_account()
     except (ClientError, BotoCoreError) as exc:
         # The emulator (and older endpoints) lack SESv2 GetAccount: a new
-        # account's quota of 200 per 24 hours is the sandbox's signature.
-        sandbox = float(quota["Max24HourSend"]) <= SANDBOX_DAILY_QUOTA
+        # account's quota of 200 per 24 hours is the sandbox's signature. A
+        # negative quota (-1) is SES's "unlimited", which no sandbox has.
+        sandbox = 0 <= float(quota["Max24HourSend"]) <= SANDBOX_DAILY_QUOTA
         decided_by = f"send quota ({quota['Max24HourSend']:g} per 24 h), as SESv2 GetAccount failed ({_code(exc)})"
         logger.info("SES sandbox=%s decided by %s", sandbox, decided_by)
         return sandbox, decided_by
@@ -134,16 +150,21 @@ def sandbox_enabled() -> bool:
     return account_status().sandbox
 
 
-def allowed_recipients(emails: list[str]) -> set[str]:
+def allowed_recipients(emails: list[str], *, fresh: bool = False) -> set[str]:
     """Those of `emails` SES will deliver to: all outside the sandbox; in it,
-    only addresses verified as identities themselves or through their domain."""
+    only addresses verified as identities themselves or through their domain.
+
+    Verdicts are cached a few minutes; `fresh` asks SES about every identity
+    anyway (and caches the answers). Raises ClientError or BotoCoreError when
+    SES does not answer.
+    """
     if not emails or not sandbox_enabled():
         return set(emails)
     verdicts: dict[str, bool] = {}
     unknown: set[str] = set()
     for email in emails:
         for identity in _identities_of(email):
-            cached = cache.get(_identity_key(identity))
+            cached = None if fresh else cache.get(_identity_key(identity))
             if cached is None:
                 unknown.add(identity)
             else:
@@ -159,8 +180,8 @@ def allowed_recipients(emails: list[str]) -> set[str]:
     return {email for email in emails if any(verdicts.get(i) for i in _identities_of(email))}
 
 
-def recipient_allowed(email: str) -> bool:
-    return email in allowed_recipients([email])
+def recipient_allowed(email: str, *, fresh: bool = False) -> bool:
+    return email in allowed_recipients([email], fresh=fresh)
 
 
 def _identities_of(email: str) -> tuple[str, str]:

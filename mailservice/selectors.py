@@ -3,11 +3,12 @@
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.utils import timezone
 
 from mailservice.services import HEARTBEAT_CACHE_KEY
 
@@ -63,10 +64,11 @@ def _probe_broker() -> dict:
 
 
 def _probe_ses() -> dict:
-    from mailer.ses import ses_client
+    from mailer.ses import account_status
 
-    client = ses_client(connect_timeout=HEALTH_TIMEOUT_SECONDS, read_timeout=HEALTH_TIMEOUT_SECONDS)
-    client.get_send_quota()
+    # Asked afresh (the gate in _check_ses keeps that to once a period), and
+    # kept in the cache the sender and the dashboard read the account from.
+    account_status(refresh=True, timeout=HEALTH_TIMEOUT_SECONDS)
     if settings.SES_EMULATOR:
         endpoint = "emulator"
     elif settings.AWS_SES_REGION_ENDPOINT_URL:
@@ -74,6 +76,31 @@ def _probe_ses() -> dict:
     else:
         endpoint = "aws"
     return {"endpoint": endpoint, "region": settings.AWS_SES_REGION_NAME}
+
+
+# /healthz is public and not rate-limited, while SES allows GetSendQuota about
+# once a second for the whole account (the sender needs it too). So all web
+# processes together ask SES at most once per period: whoever adds the gate
+# key to the shared cache asks; every other request reports that verdict.
+SES_CHECK_SECONDS = 60
+SES_RECHECK_AFTER_FAILURE_SECONDS = 10  # an outage's end shows soon
+SES_GATE_KEY = "health:ses:asking"
+SES_VERDICT_KEY = "health:ses:verdict"
+
+
+def _check_ses() -> Check:
+    if cache.add(SES_GATE_KEY, True, SES_CHECK_SECONDS):
+        check = _timed("ses", _probe_ses)
+        check.info["checked_at"] = timezone.now().isoformat()
+        cache.set(SES_VERDICT_KEY, asdict(check), None)
+        if not check.ok:
+            cache.set(SES_GATE_KEY, True, SES_RECHECK_AFTER_FAILURE_SECONDS)
+        return check
+    verdict = cache.get(SES_VERDICT_KEY)
+    if verdict is None:
+        # Another request is asking SES for the first time right now.
+        return Check(ok=False, duration_ms=0, info={"error": "NotCheckedYet"})
+    return Check(**verdict)
 
 
 def _last_heartbeat() -> str | None:
@@ -87,14 +114,15 @@ def _last_heartbeat() -> str | None:
 def service_health() -> dict:
     """Reachability of the database, the Celery broker and SES.
 
-    `healthy` is true only when all three answer. The worker's last heartbeat
-    is reported for operators but does not decide health: a web process can
+    `healthy` is true only when all three answer; SES's answer may be up to
+    a minute old (its `checked_at` says when). The worker's last heartbeat is
+    reported for operators but does not decide health: a web process can
     serve while workers restart.
     """
     checks = {
         "database": _timed("database", _probe_database),
         "broker": _timed("broker", _probe_broker),
-        "ses": _timed("ses", _probe_ses),
+        "ses": _check_ses(),
     }
     healthy = all(check.ok for check in checks.values())
     return {

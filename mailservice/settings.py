@@ -401,13 +401,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    # A 503 from /healthz is an answer, not an error: its cause is already
-    # logged as a warning, and it must not mail ADMINS every probe interval.
-    "filters": {"not_health_checks": {"()": "mailservice.logging.SkipHealthChecks"}},
+    # A 503 (/healthz, the subscribe form while SES is down) is an answer, not an
+    # error: its cause is already logged as a warning, and it must not mail ADMINS.
+    "filters": {"not_unavailable_answers": {"()": "mailservice.logging.SkipUnavailableAnswers"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
-        "django.request": {"level": "ERROR", "filters": ["not_health_checks"]},
+        "django.request": {"level": "ERROR", "filters": ["not_unavailable_answers"]},
         "botocore": {"level": "WARNING"},
         # moto's server logs every request of the local SES emulator.
         "werkzeug": {"level": "WARNING"},

@@ -20,8 +20,26 @@ IMPORT_SESSION_KEY = "subscriptions.admin.import_csv"
 IMPORT_MAX_BYTES = 2 * 1024 * 1024
 
 
+class SubscriptionForm(forms.ModelForm):
+    """A subscription on the subscriber page or its own page.
+
+    services.save_subscription starts a new one where the services start
+    every subscription, so its position is not entered by hand.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None and "next_position" in self.fields:
+            field = self.fields["next_position"]
+            field.disabled = True
+            field.required = False
+            field.help_text = _("A new subscription starts at its category's start position.")
+            self.initial["next_position"] = None
+
+
 class SubscriptionInline(admin.TabularInline):
     model = Subscription
+    form = SubscriptionForm
     extra = 0
     fields = ("category", "is_active", "next_position", "activated_at", "deactivated_at", "last_sent_at")
     readonly_fields = ("activated_at", "deactivated_at", "last_sent_at")
@@ -70,6 +88,35 @@ class SubscriberAdmin(admin.ModelAdmin):
             .annotate(last_mail_at=Max("subscriptions__last_sent_at"))
             .prefetch_related("subscriptions")
         )
+
+    def get_readonly_fields(self, request, obj=None):
+        # A status changes through the actions (verification mail, unsubscribe),
+        # which keep the dates and the subscriptions in step with it.
+        return (*self.readonly_fields, "status") if obj is not None else self.readonly_fields
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "status":  # only on the add page: read-only on the change page
+            kwargs["choices"] = [
+                (status.value, status.label) for status in (Subscriber.Status.PENDING, Subscriber.Status.ACTIVE)
+            ]
+            kwargs["help_text"] = _(
+                "Active: this person already agreed to receive DailyQ; they count as confirmed now and get "
+                "mail from the next send, without a verification mail. Pending: they get mail only after "
+                "confirming; send them a verification mail with the action on the list."
+            )
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            services.add_subscriber(subscriber=obj)
+
+    def save_formset(self, request, form, formset, change):
+        for subscription in formset.save(commit=False):
+            services.save_subscription(subscription=subscription)
+        for subscription in formset.deleted_objects:
+            subscription.delete()
 
     @admin.display(description=_("categories"))
     def categories(self, subscriber):
@@ -206,6 +253,11 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_select_related = ("subscriber",)
     raw_id_fields = ("subscriber",)
     ordering = ("-created_at",)
+    form = SubscriptionForm
+    readonly_fields = ("activated_at", "deactivated_at", "last_sent_at")
+
+    def save_model(self, request, obj, form, change):
+        services.save_subscription(subscription=obj)
 
     @admin.display(description=_("today's mail"))
     def preview(self, subscription):

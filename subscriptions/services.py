@@ -20,6 +20,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -52,6 +53,10 @@ class InvalidLink(Exception):
 
 class SandboxRecipientRefused(Exception):
     """SES is in its sandbox and may only mail verified identities."""
+
+
+class MailServiceUnavailable(Exception):
+    """SES did not answer whether it may mail the address: nothing was saved or sent."""
 
 
 # --- Input --------------------------------------------------------------------
@@ -117,6 +122,11 @@ def _limit_code_requests(*, email: str, client_ip: str | None) -> None:
     ratelimit.hit("codes-address", email.lower(), Rate(settings.VERIFICATION_CODES_PER_ADDRESS_PER_HOUR, 3600))
 
 
+def _give_back_cooldown(email: str) -> None:
+    """No code went out: the visitor may try again at once (the hourly counts stay)."""
+    ratelimit.reset("code-cooldown", email.lower())
+
+
 # --- Subscribing ----------------------------------------------------------------
 
 
@@ -125,17 +135,31 @@ def request_subscription(
 ) -> None:
     """Handle the subscribe form: mail a code, or a manage link to an active subscriber.
 
-    Raises ValidationError for bad input and ratelimit.RateLimited when too
-    many codes were asked for; otherwise returns nothing, whatever the address.
+    Raises ValidationError for bad input, ratelimit.RateLimited when too
+    many codes were asked for, SandboxRecipientRefused when SES's sandbox may
+    not mail the address and MailServiceUnavailable when SES does not answer;
+    otherwise returns nothing, whatever the address.
     """
     email = normalize_email(email)
     categories, frequency = _clean_choices(categories, frequency)
     language = _clean_language(language)
-    if not recipient_allowed(email):
+    # Limits first: the sandbox question below goes to SES, which allows a
+    # handful of such calls a second for the whole account.
+    _limit_code_requests(email=email, client_ip=client_ip)
+    try:
+        # Asked afresh: a verdict cached by the daily send or a confirmation
+        # would answer for subscribers only, so the answer (or its speed, or
+        # an outage's error) would tell subscribers from strangers.
+        allowed = recipient_allowed(email, fresh=True)
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("subscribe: SES did not answer the sandbox question: %r", exc)
+        _give_back_cooldown(email)
+        raise MailServiceUnavailable from exc
+    if not allowed:
         # Said plainly: this is about SES's test mode, not about the address's
         # standing with DailyQ, so it reveals nothing about subscribers.
+        _give_back_cooldown(email)
         raise SandboxRecipientRefused
-    _limit_code_requests(email=email, client_ip=client_ip)
 
     with transaction.atomic():
         subscriber, _created = Subscriber.objects.get_or_create(
@@ -604,3 +628,54 @@ def import_subscribers(*, plan: ImportPlan, already_consented: bool) -> ImportRe
                 )
                 mails += 1
     return ImportReport(added=added, verification_mails=mails, skipped=skipped)
+
+
+# --- Admin edits ----------------------------------------------------------------------
+
+
+def add_subscriber(*, subscriber: Subscriber) -> Subscriber:
+    """Save a subscriber an admin added by hand, as pending or as active.
+
+    Added as active, they count as consenting and confirmed now, on the
+    admin's word that they agreed to receive DailyQ (as the CSV import with
+    stated consent): no verification mail. A pending one gets mail only
+    after confirming a verification mail the admin sends them.
+    """
+    if subscriber.status not in (Subscriber.Status.PENDING, Subscriber.Status.ACTIVE):
+        raise ValueError(f"a new subscriber is pending or active, not {subscriber.status}")
+    if subscriber.status == Subscriber.Status.ACTIVE:
+        subscriber.consented_at = subscriber.confirmed_at = timezone.now()
+    subscriber.save()
+    return subscriber
+
+
+def save_subscription(*, subscription: Subscription) -> Subscription:
+    """Save a subscription as an admin added or edited it.
+
+    Switching one on, a new one included, starts it as confirming does
+    (_activate): a new subscription begins at its category's start position
+    and counts as active from now, so the daily send picks it up while its
+    subscriber is active; one switched back on goes on where it stopped.
+    Switching one off records when.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        was_active = (
+            subscription.pk is not None
+            and Subscription.objects.select_for_update().filter(pk=subscription.pk, is_active=True).exists()
+        )
+        if subscription.pk is None:
+            subscription.next_position = start_position(category=subscription.category)
+            subscription.activated_at = subscription.deactivated_at = None
+        if subscription.is_active and not was_active:
+            # Saved as it was edited but off, then switched on by _activate, the
+            # one place that starts subscriptions.
+            subscription.is_active = False
+            subscription.save()
+            _activate(subscription.subscriber, subscription.category, now=now)
+            subscription.refresh_from_db()
+        else:
+            if was_active and not subscription.is_active:
+                subscription.deactivated_at = now
+            subscription.save()
+    return subscription

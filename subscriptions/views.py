@@ -21,6 +21,7 @@ from subscriptions.forms import CodeForm, PreferencesForm, SubscribeForm
 from subscriptions.models import Category, Subscriber
 
 PENDING_EMAIL = "subscriptions.pending_email"
+MAIL_SERVICE_RETRY_AFTER = 120  # seconds; an SES outage is rarely shorter
 
 
 def _rate_limited(request, exc: RateLimited, *, message: str, back_url: str | None = None):
@@ -69,6 +70,15 @@ def subscribe(request):
             ),
         )
         return render(request, "subscriptions/landing.html", {"form": form}, status=403)
+    except services.MailServiceUnavailable:
+        # The same answer for every address: SES was not reached, nothing was saved.
+        form.add_error(
+            None,
+            _("Our mail service cannot be reached right now, so no code was sent. Please try again in a few minutes."),
+        )
+        response = render(request, "subscriptions/landing.html", {"form": form}, status=503)
+        response["Retry-After"] = str(MAIL_SERVICE_RETRY_AFTER)
+        return response
     request.session[PENDING_EMAIL] = form.cleaned_data["email"]
     return redirect("subscriptions:verify")
 
@@ -185,13 +195,12 @@ def unsubscribe(request, token):
     if target is None:
         return _bad_link(request)
     category = target.category if target.category in Category.values else None
+    # No link to the manage page: this token travels in List-Unsubscribe
+    # headers (mail providers act on it, forwarded mail carries it), so it
+    # may stop mail and nothing more.
     context = {
         "subscriber": target.subscriber,
         "category_label": Category(category).label if category else None,
-        "manage_url": reverse(
-            "subscriptions:manage",
-            args=[tokens.make_token(tokens.Purpose.MANAGE, {"s": target.subscriber.id})],
-        ),
     }
     if request.method == "GET":
         return render(request, "subscriptions/unsubscribe.html", context)

@@ -1,8 +1,14 @@
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.core.cache import cache
+from django.db import connections
+from django.test import Client
 from django.urls import reverse
 
-from mailservice import services
+from bench.fake_ses import FakeSES
+from mailservice import selectors, services
 from mailservice.celery import app as celery_app
 from tests.conftest import free_port
 
@@ -17,6 +23,34 @@ def broker_url():
 
     yield swap
     celery_app.conf.broker_url = original
+
+
+class CountingSES(FakeSES):
+    """The fake SES endpoint, counting the GetSendQuota calls it answers."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.quota_calls = 0
+        self.quota_latency = 0.0
+
+    def _xml(self, request, status, body):
+        if "<GetSendQuotaResponse" in body:
+            time.sleep(self.quota_latency)
+            with self.lock:
+                self.quota_calls += 1
+        return super()._xml(request, status, body)
+
+
+@pytest.fixture
+def counting_ses(settings):
+    server = CountingSES(latency=0).start()
+    settings.SES_EMULATOR = False
+    settings.SES_SANDBOX = "false"  # GetSendQuota only, no GetAccount
+    settings.AWS_SES_REGION_NAME = "us-east-1"
+    settings.AWS_SES_REGION_ENDPOINT_URL = server.url
+    settings.AWS_ACCESS_KEY_ID = settings.AWS_SECRET_ACCESS_KEY = "local"
+    yield server
+    server.stop()
 
 
 def get_health(client):
@@ -80,3 +114,57 @@ def test_healthz_shows_the_last_worker_heartbeat(client, ses):
 
 def test_healthz_refuses_post(client):
     assert client.post(reverse("healthz")).status_code == 405
+
+
+# /healthz is public; SES allows GetSendQuota about once a second per account.
+
+
+@pytest.mark.django_db
+def test_healthz_asks_ses_once_however_many_ask_at_the_same_time(client, counting_ses):
+    counting_ses.quota_latency = 0.3  # the requests overlap while SES is being asked
+
+    def ask(_):
+        try:
+            return Client().get(reverse("healthz")).status_code
+        finally:
+            connections.close_all()  # this thread's database connection
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(ask, range(16)))
+    assert 200 in statuses
+    assert counting_ses.quota_calls == 1
+
+    for _ in range(20):
+        status, body = get_health(client)
+        assert status == 200, body
+    assert counting_ses.quota_calls == 1
+    assert body["checks"]["ses"]["checked_at"]  # how old the answer is, for operators
+
+
+@pytest.mark.django_db
+def test_healthz_asks_ses_again_once_the_period_is_over(client, counting_ses, monkeypatch):
+    monkeypatch.setattr(selectors, "SES_CHECK_SECONDS", 1)
+    get_health(client)
+    get_health(client)
+    assert counting_ses.quota_calls == 1
+    time.sleep(1.2)
+    status, _ = get_health(client)
+    assert status == 200
+    assert counting_ses.quota_calls == 2
+
+
+@pytest.mark.django_db
+def test_healthz_reports_an_ses_failure_until_it_asks_again(client, counting_ses, settings, monkeypatch):
+    monkeypatch.setattr(selectors, "SES_RECHECK_AFTER_FAILURE_SECONDS", 1)
+    working = settings.AWS_SES_REGION_ENDPOINT_URL
+    settings.AWS_SES_REGION_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"
+    assert get_health(client)[0] == 503
+
+    settings.AWS_SES_REGION_ENDPOINT_URL = working
+    status, body = get_health(client)
+    assert status == 503 and body["checks"]["ses"]["error"] == "EndpointConnectionError"
+    assert counting_ses.quota_calls == 0
+
+    time.sleep(1.2)
+    assert get_health(client)[0] == 200
+    assert counting_ses.quota_calls == 1

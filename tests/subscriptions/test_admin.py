@@ -2,13 +2,18 @@
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
-from mailer.models import Suppression
-from subscriptions.models import Subscriber, Verification
+from mailer.models import CategorySettings, Suppression
+from mailer.services import plan_daily_send, start_daily_send
+from subscriptions.models import Subscriber, Subscription, Verification
+from tests.factories import make_questions
 from tests.subscriptions.conftest import mails_to
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -128,3 +133,158 @@ def test_csv_import_rejects_unreadable_files_clearly(admin_client, content, prob
 def test_import_needs_a_logged_in_admin(client):
     response = client.get(IMPORT)
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+# --- Adding and editing subscribers and subscriptions by hand ---
+
+ADD = reverse("admin:subscriptions_subscriber_add")
+
+
+def next_send_day():
+    """The first weekday after today: its send's cut-off is still ahead."""
+    day = timezone.localdate() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def inline_rows(*rows, initial=0):
+    """The subscription inline's part of a subscriber form: (id, category, active, next_position) rows."""
+    data = {
+        "subscriptions-TOTAL_FORMS": str(len(rows)),
+        "subscriptions-INITIAL_FORMS": str(initial),
+        "subscriptions-MIN_NUM_FORMS": "0",
+        "subscriptions-MAX_NUM_FORMS": "1000",
+    }
+    for i, (pk, category, active, position) in enumerate(rows):
+        data |= {f"subscriptions-{i}-id": pk or "", f"subscriptions-{i}-category": category}
+        if active:
+            data[f"subscriptions-{i}-is_active"] = "on"
+        if position is not None:
+            data[f"subscriptions-{i}-next_position"] = str(position)
+    return data
+
+
+def change_subscriber(admin_client, subscriber, *rows, **fields):
+    data = {"email": subscriber.email, "frequency": subscriber.frequency, "language": subscriber.language}
+    existing = [(s.pk, s.category, s.is_active, s.next_position) for s in subscriber.subscriptions.order_by("pk")]
+    return admin_client.post(
+        reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk]),
+        data | fields | inline_rows(*existing, *rows, initial=len(existing)),
+    )
+
+
+@pytest.fixture
+def questions_with_start_positions():
+    make_questions("backend", 5)
+    make_questions("frontend", 5)
+    CategorySettings.objects.create(category="backend", start_position=3)
+    CategorySettings.objects.create(category="frontend", start_position=2)
+
+
+def test_subscriber_added_as_active_is_confirmed_and_mailed_from_the_start_position(
+    admin_client, questions_with_start_positions
+):
+    response = admin_client.post(
+        ADD,
+        {"email": "added@example.org", "status": "active", "frequency": "daily", "language": "ko"}
+        | inline_rows((None, "backend", True, None)),
+    )
+    assert response.status_code == 302
+
+    subscriber = Subscriber.objects.get(email="added@example.org")
+    assert subscriber.status == Subscriber.Status.ACTIVE
+    assert subscriber.confirmed_at is not None and subscriber.consented_at is not None
+    subscription = subscriber.subscriptions.get()
+    assert subscription.activated_at is not None and subscription.next_position == 3
+    assert mails_to("added@example.org") == []  # no verification mail: the admin vouched for the consent
+
+    start_daily_send(day=next_send_day())
+    [daily] = mails_to("added@example.org")
+    assert "backend question 3" in daily.subject
+
+
+def test_subscriber_added_as_pending_gets_no_mail_until_confirmed(admin_client, questions_with_start_positions):
+    response = admin_client.post(
+        ADD,
+        {"email": "waiting@example.org", "status": "pending", "frequency": "daily", "language": "ko"}
+        | inline_rows((None, "backend", True, None)),
+    )
+    assert response.status_code == 302
+    assert Subscriber.objects.get().confirmed_at is None
+    assert plan_daily_send(day=next_send_day()).total == 0  # only an active subscriber's subscriptions are due
+
+
+def test_subscriber_add_page_offers_only_pending_or_active(admin_client):
+    form = admin_client.get(ADD).context["adminform"].form
+    assert [value for value, _label in form.fields["status"].choices] == ["pending", "active"]
+
+
+def test_status_is_changed_by_the_actions_not_on_the_change_page(admin_client):
+    pending = Subscriber.objects.create(email="waiting@example.org")
+    response = change_subscriber(admin_client, pending, status="active", frequency="weekly")
+    assert response.status_code == 302
+    pending.refresh_from_db()
+    assert pending.status == Subscriber.Status.PENDING and pending.confirmed_at is None
+    assert pending.frequency == "weekly"  # the rest of the form is saved
+
+
+def test_subscription_added_on_the_subscriber_page_is_mailed_from_the_start_position(
+    admin_client, confirmed, questions_with_start_positions
+):
+    subscriber = confirmed("reader@example.org", categories=["backend"])
+    mail.outbox.clear()
+    assert admin_client.get(reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])).status_code == 200
+    # A position typed into the new row (the field is disabled) does not count.
+    response = change_subscriber(admin_client, subscriber, (None, "frontend", True, 5))
+    assert response.status_code == 302
+
+    frontend = subscriber.subscriptions.get(category="frontend")
+    assert frontend.is_active and frontend.activated_at is not None and frontend.next_position == 2
+
+    start_daily_send(day=next_send_day())
+    subjects = sorted(m.subject for m in mails_to("reader@example.org"))
+    assert len(subjects) == 2 and any("frontend question 2" in subject for subject in subjects)
+
+
+def test_subscription_added_on_its_own_page_is_mailed_from_the_start_position(
+    admin_client, confirmed, questions_with_start_positions
+):
+    subscriber = confirmed("reader@example.org", categories=["backend"])
+    assert admin_client.get(reverse("admin:subscriptions_subscription_add")).status_code == 200
+    response = admin_client.post(
+        reverse("admin:subscriptions_subscription_add"),
+        {"subscriber": subscriber.pk, "category": "frontend", "is_active": "on", "next_position": "5"},
+    )
+    assert response.status_code == 302
+    frontend = subscriber.subscriptions.get(category="frontend")
+    assert frontend.activated_at is not None and frontend.next_position == 2
+    assert plan_daily_send(day=next_send_day()).due == {"daily/backend": 1, "daily/frontend": 1}
+
+
+def test_subscription_switched_off_and_on_in_the_admin_is_dated_and_goes_on_where_it_stopped(admin_client, confirmed):
+    subscriber = confirmed("reader@example.org", categories=["backend", "frontend"])
+    Subscription.objects.filter(category="backend").update(next_position=4)
+    backend = subscriber.subscriptions.get(category="backend")
+    first_activation = backend.activated_at
+
+    response = admin_client.post(
+        reverse("admin:subscriptions_subscription_change", args=[backend.pk]),
+        {"subscriber": subscriber.pk, "category": "backend", "next_position": "4"},
+    )
+    assert response.status_code == 302
+    backend.refresh_from_db()
+    assert not backend.is_active and backend.deactivated_at is not None
+
+    change_subscriber(admin_client, subscriber)  # unchanged rows change nothing
+    backend.refresh_from_db()
+    assert not backend.is_active
+
+    response = admin_client.post(
+        reverse("admin:subscriptions_subscription_change", args=[backend.pk]),
+        {"subscriber": subscriber.pk, "category": "backend", "is_active": "on", "next_position": "4"},
+    )
+    assert response.status_code == 302
+    backend.refresh_from_db()
+    assert backend.is_active and backend.deactivated_at is None
+    assert backend.activated_at > first_activation and backend.next_position == 4

@@ -1,11 +1,15 @@
 """The public pages, through the test client: what a visitor and a mail client see."""
 
+import logging
 import re
 
 import pytest
 from django.urls import reverse
 
+from mailer import ses as mailer_ses
 from subscriptions.models import Subscriber, Subscription
+from tests.conftest import free_port
+from tests.factories import make_subscriber
 from tests.subscriptions.conftest import code_from, confirm_link_from, mails_to
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,7 +64,7 @@ def test_too_many_codes_answer_429_with_retry_after(client, settings):
     post_subscribe(client, "b@example.org", remote_addr="203.0.113.5")
     response = post_subscribe(client, "c@example.org", remote_addr="203.0.113.5")
     assert response.status_code == 429
-    assert 0 < int(response["Retry-After"]) <= 3600
+    assert int(response["Retry-After"]) > 0 <= 3600
     assert not Subscriber.objects.filter(email="c@example.org").exists()
 
 
@@ -68,7 +72,7 @@ def test_resend_before_the_cooldown_answers_429(client):
     post_subscribe(client, "reader@example.org")
     response = client.post(reverse("subscriptions:resend"))
     assert response.status_code == 429
-    assert 0 < int(response["Retry-After"]) <= 60
+    assert int(response["Retry-After"]) > 0 <= 60
     assert len(mails_to("reader@example.org")) == 1
 
 
@@ -203,6 +207,105 @@ def test_unsubscribe_token_cannot_open_the_manage_page(client):
     client.post(reverse("subscriptions:verify"), {"code": code_from(mails_to("reader@example.org")[0])})
     url = re.search(r"https?://\S+/unsubscribe/(\S+)/", mails_to("reader@example.org")[-1].body).group(1)
     assert client.get(reverse("subscriptions:manage", args=[url])).status_code == 404
+
+
+def unsubscribe_path(message) -> str:
+    url = re.fullmatch(r"<(https?://[^>]+)>", message.extra_headers["List-Unsubscribe"]).group(1)
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def test_the_unsubscribe_link_opens_no_way_to_manage_the_subscription(client):
+    post_subscribe(client, "reader@example.org", categories=["backend", "frontend"])
+    client.post(reverse("subscriptions:verify"), {"code": code_from(mails_to("reader@example.org")[0])})
+    path = unsubscribe_path(mails_to("reader@example.org")[-1])
+    # Someone holding only the List-Unsubscribe URL: a mail provider, a forwarded mail's reader.
+    holder = client.__class__(HTTP_ACCEPT_LANGUAGE="en")
+
+    page = holder.get(path)
+    assert page.status_code == 200
+    assert "/manage/" not in page.content.decode()
+
+    done = holder.post(path)
+    assert done.status_code == 200
+    body = done.content.decode()
+    assert "/manage/" not in body
+    assert re.search(rf'<a href="{reverse("subscriptions:landing")}">Changed your mind\? Subscribe again</a>', body)
+    assert Subscriber.objects.get().status == Subscriber.Status.UNSUBSCRIBED
+
+
+# --- SES's sandbox question, when SES does not answer ---------------------------------
+
+
+@pytest.fixture
+def ses_auto(ses, settings):
+    """Production's SES_SANDBOX=auto against the emulator, whose quota of 200 reads as the sandbox."""
+    settings.SES_EMULATOR = False
+    settings.SES_SANDBOX = "auto"
+    return ses
+
+
+def stop_answering(settings) -> None:
+    settings.AWS_SES_REGION_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"
+
+
+def test_subscribe_while_ses_is_unreachable_answers_503_and_keeps_the_form(client, ses_auto, settings, caplog):
+    stop_answering(settings)
+    with caplog.at_level(logging.WARNING, logger="subscriptions.services"):
+        response = post_subscribe(
+            client,
+            "reader@example.org",
+            categories=["frontend"],
+            frequency="weekly",
+            headers={"HTTP_ACCEPT_LANGUAGE": "en"},
+        )
+
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    body = response.content.decode()
+    assert "cannot be reached right now" in body and "try again" in body
+    # Nothing the visitor typed is lost.
+    assert re.search(r'<input type="email" name="email" value="reader@example.org"', body)
+    assert re.search(r'<input type="checkbox" name="categories" value="frontend"[^>]* checked>', body)
+    assert not re.search(r'<input type="checkbox" name="categories" value="backend"[^>]* checked>', body)
+    assert re.search(r'<input type="radio" name="frequency" value="weekly"[^>]* checked>', body)
+    assert re.search(r'<input type="checkbox" name="consent"[^>]* checked>', body)
+    assert not Subscriber.objects.exists()
+    assert any("SES did not answer" in record.getMessage() for record in caplog.records)
+
+
+def test_an_ses_outage_answers_subscribers_and_strangers_alike(client, ses_auto, settings):
+    ses_auto.verify("known@example.org", "stranger@example.org")
+    make_subscriber("known@example.org")
+    # The daily send asked SES about its subscribers, so their verdicts are cached.
+    assert mailer_ses.allowed_recipients(["known@example.org"]) == {"known@example.org"}
+    stop_answering(settings)
+
+    answers = []
+    for n, email in enumerate(["known@example.org", "stranger@example.org"]):
+        response = post_subscribe(client.__class__(), email, remote_addr=f"192.0.2.{50 + n}")
+        answers.append((response.status_code, page_text(response).replace(email, "EMAIL")))
+    assert answers[0][0] == 503
+    assert answers[0] == answers[1]
+
+
+def test_rate_limits_apply_before_ses_is_asked(client, ses_auto, settings):
+    settings.VERIFICATION_CODES_PER_IP_PER_HOUR = 1
+    stop_answering(settings)
+    assert post_subscribe(client, "a@example.org", remote_addr="203.0.113.7").status_code == 503
+    # The next request from that client never reaches SES: the limit answers first.
+    assert post_subscribe(client, "b@example.org", remote_addr="203.0.113.7").status_code == 429
+
+
+def test_after_an_ses_outage_the_visitor_can_try_again_at_once(client, ses_auto, settings):
+    ses_auto.verify("reader@example.org")
+    stop_answering(settings)
+    assert post_subscribe(client, "reader@example.org").status_code == 503
+
+    settings.AWS_SES_REGION_ENDPOINT_URL = ses_auto.url
+    response = post_subscribe(client, "reader@example.org")
+
+    assert response.status_code == 302  # no resend cooldown: no code had been sent
+    assert [m.to for m in ses_auto.messages()] == ["reader@example.org"]
 
 
 def test_language_follows_the_browser_or_the_switch_and_the_mail_follows_the_subscriber(client):
