@@ -39,6 +39,8 @@ _RESERVED_HEADERS = frozenset(
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII without ":" (RFC 5322 field name)
 _LINE_BREAKS = ("\r", "\n", "\0")
 _BLANK_LINES = re.compile(r"\n{3,}")
+# A backslash, whitespace (\s matches what str.isspace does) or a control character (Unicode's Cc).
+_UNCLEAN_PATH = re.compile(r"[\\\s\x00-\x1f\x7f-\x9f]")
 
 # The base layout's <style> block is inlined into style="" attributes, because
 # Gmail's app and Outlook ignore or strip much of <style>. @media rules cannot
@@ -66,7 +68,7 @@ def absolute_url(path_or_url: str) -> str:
         raise ValueError(f"Not a site path starting with '/': {path!r}")
     # Browsers treat "\" like "/" ("/\evil.example" is another host), and
     # whitespace or control characters have no place in a reversed URL.
-    if "\\" in path or any(char.isspace() or unicodedata.category(char) == "Cc" for char in path):
+    if _UNCLEAN_PATH.search(path):
         raise ValueError(f"Not a clean site path: {path!r}")
     return settings.SITE_URL.rstrip("/") + path
 

@@ -312,6 +312,8 @@ def test_absolute_url_is_built_on_site_url(settings):
         "/\\evil.example",
         "/manage/\r\nabc/",
         "/manage/ abc/",
+        "/manage/\u2028abc/",  # a Unicode line separator
+        "/manage/\x85abc/",  # a C1 control character
     ],
 )
 def test_absolute_url_refuses_anything_but_a_site_path(bad):

@@ -9,12 +9,14 @@ from urllib.parse import quote
 
 import pytest
 from django.core import signing
+from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mailer.models import Suppression
 from subscriptions.models import Subscriber, Subscription, Verification
+from subscriptions.services import token_path
 from subscriptions.tokens import Purpose, make_token
 from tests.factories import make_subscriber
 from tests.properties.strategies import fuzz, unique
@@ -170,3 +172,21 @@ def test_tokens_for_what_no_longer_exists_are_refused(client, purpose, gone):
     elif gone == "expired code":
         Verification.objects.filter(id=verification.id).update(code_hash="")
     assert_refused_everywhere(client, purpose, token)
+
+
+@fuzz(60)
+@given(
+    name=st.sampled_from(["subscriptions:confirm", "subscriptions:manage", "subscriptions:unsubscribe"]),
+    token=st.one_of(
+        st.builds(make_token, st.sampled_from(list(Purpose)), st.fixed_dictionaries({"s": st.integers(0, 10**12)})),
+        st.text(TOKEN_CHARS, min_size=1),
+        st.text(min_size=1).filter(lambda t: "/" not in t),
+    ),
+    prefix=st.sampled_from(["/", "/dailyq/"]),
+)
+def test_a_link_s_path_is_the_one_reverse_gives(name, token, prefix):
+    set_script_prefix(prefix)
+    try:
+        assert token_path(name, token) == reverse(name, args=[token])
+    finally:
+        set_script_prefix("/")
