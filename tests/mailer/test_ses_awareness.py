@@ -330,6 +330,42 @@ def test_a_booked_slot_left_unused_is_dropped_not_sent_on_late(redis_url, settin
     pacing.reset_schedule()
 
 
+def test_waiting_bulk_senders_of_a_process_share_one_booking(redis_url, settings):
+    import threading
+
+    settings.REDIS_URL = redis_url
+    pacing.reset_schedule()
+    pacer = pacing.Pacer()
+    answers = []  # granted or refused, per call to Redis
+    book = pacer._book
+
+    def counted_book(*args):
+        answer = book(*args)
+        answers.append(answer[0])
+        return answer
+
+    pacer._book = counted_book
+    rounds, senders = 10, 16
+    together = threading.Barrier(senders)
+
+    def sender():
+        for _ in range(rounds):
+            together.wait()  # all want a slot at the same moment
+            pacer.wait_for_slot(rate=100_000.0, priority=pacing.BULK)
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Far below the rate, one call books for all who wait; none is turned
+    # away for the slots the process itself just booked.
+    assert all(answers), answers
+    assert len(answers) <= 2 * rounds, len(answers)
+    pacing.reset_schedule()
+
+
 def test_transactional_mails_reuse_one_ses_connection(fake_ses, eager_tasks, django_capture_on_commit_callbacks):
     from subscriptions import services
 
