@@ -495,3 +495,38 @@ def test_a_retry_leaves_out_readers_a_later_run_already_mailed(ses, settings):
         "[DailyQ 백엔드] backend question 1",
         "[DailyQ 백엔드] backend question 2",
     ]
+
+
+def _delivery_index_reads() -> int:
+    """Index entries PostgreSQL has read on the deliveries table so far."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")  # this backend's counts, as the statement ends
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sum(idx_tup_read) FROM pg_stat_user_indexes WHERE relname = 'mailer_delivery'")
+        return int(cursor.fetchone()[0] or 0)
+
+
+def test_a_day_s_send_reads_each_delivery_a_few_times_not_once_per_batch(postgres, settings):
+    from tests.mailer.seeding import seed_subscribers
+
+    settings.ADMINS, settings.SEND_BATCH_SIZE = [], 50
+    make_questions("backend", 1)
+    make_questions("frontend", 1)
+    total = seed_subscribers(1000)
+    # Yesterday's run, all sent, and the statistics PostgreSQL took of it.
+    monday = SendRun.objects.create(day=MONDAY, cutoff=services.send_cutoff(MONDAY), status=SendRun.Status.DONE)
+    services._create_deliveries(monday)
+    monday.deliveries.update(status=Delivery.Status.SENT)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE mailer_delivery")
+    before = _delivery_index_reads()
+
+    start_daily_send(day=TUESDAY)  # 20 batches
+
+    assert Delivery.objects.filter(run__day=TUESDAY, status="sent").count() == total
+    # Each delivery's row is read about ten times in all (claimed, read, written,
+    # counted...). Reading each batch's rows through an index on status reads
+    # every pending row of the run each time: 20 x 1,000 more here, and a
+    # 100,000 run's work would grow with its square.
+    read = _delivery_index_reads() - before
+    assert read < 20 * total, read
