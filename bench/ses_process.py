@@ -2,9 +2,11 @@
 
 The HTTP server runs on threads of a child process, so its CPU use is its
 own (and measured), not the harness's. Its sockets use TCP_NODELAY (see
-_serve), so the latency it adds is the one asked for, and each accepted
-send's `at` is when its request arrived (see _received_at_entry). The parent asks for counts, arrival
-times and CPU time, resets the counters between phases, and stops it.
+_serve), so the latency it adds is the one asked for. Arrival times are
+FakeSES's `arrived`, stamped as each request has been read (before the
+latency), which is when SES would count it against the rate. The parent
+asks for counts, arrival times and CPU time, resets the counters between
+phases, and stops it.
 
     with SESProcess(latency=0.05) as ses:
         ...  # AWS_SES_REGION_ENDPOINT_URL=ses.url
@@ -16,43 +18,10 @@ import multiprocessing
 import resource
 
 
-def _received_at_entry(fake_class):
-    """FakeSES stamping each accepted send with the time its request arrived.
-
-    FakeSES records `at` after its latency sleep, when the handler thread
-    gets to run again, which on a busy machine adds its own jitter to every
-    arrival. A rate limit is judged on when requests reach SES, so this keeps
-    that moment as `at` (and FakeSES's own stamp as `answered`).
-    """
-    import threading
-    import time
-
-    entered = threading.local()
-
-    class Accepted(list):
-        def append(self, item):
-            item["answered"] = item["at"]
-            item["at"] = getattr(entered, "at", item["at"])
-            super().append(item)
-
-    class StampedFakeSES(fake_class):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.accepted = Accepted()
-
-        def _send_raw_email(self, request, params):
-            entered.at = time.time()
-            return super()._send_raw_email(request, params)
-
-    return StampedFakeSES
-
-
 def _serve(conn, latency: float, host: str, port: int) -> None:
     import socketserver
 
-    from bench.fake_ses import FakeSES as PlainFakeSES
-
-    fake_ses_class = _received_at_entry(PlainFakeSES)
+    from bench.fake_ses import FakeSES
 
     # FakeSES answers with two writes (headers, then body); with Nagle's
     # algorithm on, the body waits for the client's delayed ACK of the
@@ -60,7 +29,7 @@ def _serve(conn, latency: float, host: str, port: int) -> None:
     # 50 ms latency). TCP_NODELAY on its sockets (this process only) removes that.
     socketserver.StreamRequestHandler.disable_nagle_algorithm = True
 
-    server = fake_ses_class(latency=latency, max_send_rate=100_000.0, max_24_hour_send=10_000_000.0).start(host, port)
+    server = FakeSES(latency=latency, max_send_rate=100_000.0, max_24_hour_send=10_000_000.0).start(host, port)
     conn.send(server.url)
     while True:
         try:
@@ -72,7 +41,7 @@ def _serve(conn, latency: float, host: str, port: int) -> None:
                 conn.send({"accepted": len(server.accepted), "refused": len(server.refused), "calls": server.calls})
         elif command == "arrivals":
             with server.lock:
-                conn.send(sorted(item["at"] for item in server.accepted))
+                conn.send(sorted(item["arrived"] for item in server.accepted))
         elif command == "sizes":
             with server.lock:
                 conn.send([item["size"] for item in server.accepted])
