@@ -706,6 +706,12 @@ def parse_args(argv=None):
     parser.add_argument("--database", default="dailyq_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--queue", default="dailyq-bench")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the pipeline and the ceiling this many times, one after the other (the host's speed drifts)",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     args.database_url = f"postgres://postgres@127.0.0.1:5432/{args.database}"
@@ -744,14 +750,21 @@ def main(argv=None) -> None:
             "args": {k: v for k, v in vars(args).items() if k != "phases"},
             "at": datetime.now().isoformat(),
         }
-        if "pipeline" in args.phases:
-            results["pipeline"] = run_pipeline(
-                args, ses, rate=args.uncapped_rate, label="pipeline", expected=args.subscriptions
-            )
-            print_pipeline(results["pipeline"])
-        if "ceiling" in args.phases:
-            results["ceiling"] = run_ceiling(args, ses, count=args.subscriptions, template=template)
-            print_ceiling(results["ceiling"])
+        pairs = []  # (pipeline, ceiling) messages/s of each repeat
+        for repeat in range(args.repeat):
+            if args.repeat > 1:
+                print(f"\n#### repeat {repeat + 1} of {args.repeat}")
+            if "pipeline" in args.phases:
+                results["pipeline"] = run_pipeline(
+                    args, ses, rate=args.uncapped_rate, label="pipeline", expected=args.subscriptions
+                )
+                print_pipeline(results["pipeline"])
+            if "ceiling" in args.phases:
+                results["ceiling"] = run_ceiling(args, ses, count=args.subscriptions, template=template)
+                print_ceiling(results["ceiling"])
+            if "pipeline" in results and "ceiling" in results:
+                pairs.append((results["pipeline"]["messages_per_second"], results["ceiling"]["messages_per_second"]))
+        results["repeats"] = [{"pipeline": p, "ceiling": c, "ratio": p / c} for p, c in pairs]
         if "baseline" in args.phases and args.baseline_sample:
             results["baseline"] = run_baseline(
                 args, ses, sample=min(args.baseline_sample, args.subscriptions), total=args.subscriptions
@@ -796,6 +809,13 @@ def main(argv=None) -> None:
                 f"queries per delivery {pipeline['queries_per_delivery']:.3f}; peak worker memory {mb(peak)}; "
                 f"create {pipeline['create_seconds']:.1f} s + enqueue {pipeline['enqueue_seconds']:.1f} s "
                 f"for {pipeline['deliveries']} deliveries"
+            )
+        if len(pairs) > 1:
+            ratios = sorted(p / c for p, c in pairs)
+            print(
+                "pipeline/ceiling of each repeat: "
+                + ", ".join(f"{p:.0f}/{c:.0f} = {p / c:.2f}" for p, c in pairs)
+                + f"; median {percentile(ratios, 50):.2f}"
             )
         if "capped" in results and "achieved_rate" in results["capped"]:
             capped = results["capped"]
