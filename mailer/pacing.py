@@ -119,7 +119,7 @@ class Pacer:
                 count = max(1, min(BLOCK_MAX, int(BLOCK_SPAN / interval)))
                 # One thread books while the others wait for what it books:
                 # threads that each asked Redis for a block of their own made
-                # two calls per mail, half of them refused (bench/README.md).
+                # about one call per mail, half of them refused (bench/README.md).
                 with self._bulk_lock:
                     if not slots:
                         if self._bulk_binding:
