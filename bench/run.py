@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -811,11 +812,10 @@ def main(argv=None) -> None:
                 f"for {pipeline['deliveries']} deliveries"
             )
         if len(pairs) > 1:
-            ratios = sorted(p / c for p, c in pairs)
             print(
                 "pipeline/ceiling of each repeat: "
                 + ", ".join(f"{p:.0f}/{c:.0f} = {p / c:.2f}" for p, c in pairs)
-                + f"; median {percentile(ratios, 50):.2f}"
+                + f"; median {statistics.median(p / c for p, c in pairs):.2f}"
             )
         if "capped" in results and "achieved_rate" in results["capped"]:
             capped = results["capped"]
