@@ -5,8 +5,9 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import worker_ready
+from celery.signals import task_postrun, task_prerun, worker_ready
 from django.conf import settings
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailservice.settings")
 
@@ -40,3 +41,13 @@ def _announce_worker(sender, **kwargs):
     from mailservice.tasks import record_heartbeat as record_heartbeat_task
 
     record_heartbeat_task.delay()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(sender=None, **kwargs):
+    # What Django does around each web request: drop the connections that are
+    # broken or older than CONN_MAX_AGE, keep the rest (CELERY_DB_REUSE_MAX).
+    # An eager task runs inside its caller's transaction: leave it alone.
+    if not getattr(getattr(sender, "request", None), "is_eager", False):
+        close_old_connections()

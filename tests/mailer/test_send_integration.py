@@ -6,14 +6,17 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from datetime import date
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 from mailer.models import Delivery, Question, SendRun
+from mailservice.services import HEARTBEAT_CACHE_KEY
 from subscriptions.models import Subscription
 from tests.conftest import BASE_DIR
 from tests.factories import make_questions, make_subscriber
@@ -135,3 +138,44 @@ def test_a_day_of_500_subscriptions_sends_each_exactly_once(worker_env, workers,
     assert again.returncode == 0, again.stderr
     assert len(ses.messages()) == 500
     assert Delivery.objects.count() == 500
+
+
+def database_sessions() -> int:
+    """Sessions PostgreSQL has opened to the test database so far (counted as each connects)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def test_a_worker_keeps_its_database_connection_from_batch_to_batch(worker_env, ses):
+    # Celery's Django fixup closes every connection around every task unless
+    # CELERY_DB_REUSE_MAX is set: each batch then paid for a new PostgreSQL
+    # session (bench/README.md). One worker thread sends ten batches here.
+    make_questions("backend", 3)
+    for n in range(40):
+        make_subscriber(f"reader{n}@example.org")
+    env = {**worker_env, "SEND_BATCH_SIZE": "4", "SEND_PARALLELISM": "1"}
+    cache.delete(HEARTBEAT_CACHE_KEY)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "mailservice", "worker", "--pool=threads", "--concurrency=1",
+         "--loglevel=WARNING", f"--hostname=reuse-{uuid.uuid4().hex[:4]}@%h"],
+        cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        # The worker's first heartbeat (a task) says it is consuming.
+        for _ in range(300):
+            if cache.get(HEARTBEAT_CACHE_KEY):
+                break
+            time.sleep(0.2)
+        before = database_sessions()
+        result = send_daily(env)
+        opened = database_sessions() - before
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert Counter(Delivery.objects.values_list("status", flat=True)) == {"sent": 40}
+    assert len(ses.messages()) == 40
+    # The worker's one thread, and send_daily's own connection (the sweeper's
+    # and the report's tasks share the worker's): not one per batch.
+    assert opened <= 3, f"{opened} database sessions for 10 batches"
