@@ -413,9 +413,7 @@ def write_mail_templates(count: int = 24) -> Path:
     mails = []
     subscriptions = Subscription.objects.select_related("subscriber").filter(is_active=True).order_by("id")[:count]
     for subscription in subscriptions:
-        delivery = services.preview_delivery(subscription=subscription, day=SEND_DAY)
-        questions = services.Question.objects.in_bulk(delivery.question_ids)
-        message = services.build_daily_email(delivery=delivery, questions=[questions[i] for i in delivery.question_ids])
+        message = services.preview_daily_email(subscription=subscription, day=SEND_DAY)
         mails.append(
             {
                 "subject": message.subject,
@@ -523,9 +521,7 @@ def run_baseline(args, ses: SESProcess, *, sample: int, total: int) -> dict:
             Subscription.objects.select_related("subscriber").filter(is_active=True).order_by("id")[:sample].iterator()
         )
         for subscription in subscriptions:
-            delivery = services.preview_delivery(subscription=subscription, day=SEND_DAY)
-            questions = list(services.Question.objects.filter(id__in=delivery.question_ids))
-            message = services.build_daily_email(delivery=delivery, questions=questions)
+            message = services.preview_daily_email(subscription=subscription, day=SEND_DAY)
             begun = time.perf_counter()
             send_mail(
                 message.subject,

@@ -141,7 +141,7 @@ class Delivery(models.Model):
     reason = models.TextField(_("reason"), blank=True)
     ses_message_id = models.CharField(_("SES message id"), max_length=200, blank=True)
     # Set by the one worker whose conditional UPDATE moved the row from pending
-    # to sending; it then reads back exactly the rows it claimed.
+    # to sending; it then reads back exactly the rows it claimed, by their ids.
     claim = models.CharField(max_length=32, blank=True)
     # Rounds of sending that ended in throttling or passing errors; a few are
     # put back for a later batch before the delivery counts as failed.
@@ -165,9 +165,8 @@ class Delivery(models.Model):
             models.Index(
                 fields=["subscription"], condition=Q(status__in=["pending", "deferred"]), name="delivery_unsent"
             ),
-            # A batch writes back the rows of its claim; SES events find their
-            # mail by message id. Equality only: no LIKE (varchar_pattern_ops) index.
-            models.Index(fields=["claim"], name="delivery_claim"),
+            # SES events find their mail by message id. Equality only: no LIKE
+            # (varchar_pattern_ops) index. A batch finds its claimed rows by id.
             models.Index(fields=["ses_message_id"], name="delivery_ses_message_id"),
         ]
 

@@ -30,7 +30,7 @@ from mailer.ses import (
     reusable_connection,
     send_message,
 )
-from subscriptions.models import Category, Frequency, Subscription
+from subscriptions.models import Category, Frequency, Subscriber, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -454,6 +454,52 @@ class BatchResult:
     skipped: int = 0
 
 
+@dataclass(slots=True)
+class OutgoingMail:
+    """A claimed delivery with what its mail needs, and how its send ended.
+
+    A batch reads these as plain values, not as Delivery, Subscription and
+    Subscriber models: building four model instances a row cost a worker
+    more than reading the row did (bench/README.md).
+    """
+
+    id: int
+    run_id: int
+    day: date
+    question_ids: list[int]
+    attempts: int
+    subscription_id: int
+    category: str
+    subscription_active: bool
+    subscriber_id: int
+    email: str
+    language: str
+    subscriber_status: str
+    status: str = Delivery.Status.SENDING
+    reason: str = ""
+    ses_message_id: str = ""
+    sent_at: datetime | None = None
+    next_position: int | None = None  # where the reader's sequence goes on, once this one was sent
+
+
+# In OutgoingMail's order, as Delivery lookups.
+_OUTGOING_FIELDS = (
+    "id",
+    "run_id",
+    "run__day",
+    "question_ids",
+    "attempts",
+    "subscription_id",
+    "subscription__category",
+    "subscription__is_active",
+    "subscription__subscriber_id",
+    "subscription__subscriber__email",
+    "subscription__subscriber__language",
+    "subscription__subscriber__status",
+)
+_OUTCOME_FIELDS = ["status", "reason", "ses_message_id", "sent_at", "attempts"]
+
+
 def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     """Claim, render and send a batch of deliveries; record how each ended.
 
@@ -475,13 +521,18 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     result = BatchResult(claimed=claimed)
     if not claimed:
         return result
-    deliveries = list(
-        Delivery.objects.filter(claim=claim, status=Delivery.Status.SENDING).select_related(
-            "run", "subscription__subscriber"
-        )
+    # The rows of this claim, found by their ids (no index on claim needed).
+    mails = [
+        OutgoingMail(*row)
+        for row in Delivery.objects.filter(id__in=ids, claim=claim, status=Delivery.Status.SENDING)
+        .order_by("id")
+        .values_list(*_OUTGOING_FIELDS)
+    ]
+    # What a mail shows of its questions; the answers stay on the site.
+    questions = Question.objects.only("id", "category", "position", "title", "question_md").in_bulk(
+        {qid for mail in mails for qid in mail.question_ids}
     )
-    questions = Question.objects.in_bulk({qid for d in deliveries for qid in d.question_ids})
-    emails = sorted({d.subscription.subscriber.email for d in deliveries})
+    emails = sorted({mail.email for mail in mails})
     suppressed = {
         email.lower()
         for email in Suppression.objects.filter(lifted_at__isnull=True)
@@ -489,9 +540,8 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
         .filter(email_lower__in=[e.lower() for e in emails])
         .values_list("email", flat=True)
     }
-    moved: list[Subscription] = []
     stop: SendOutcome | None = None
-    in_flight: Delivery | None = None
+    in_flight: OutgoingMail | None = None
     # A batch stops starting sends in time on its own: the thread pool has no
     # time limits to stop it (under prefork this comes before the soft one).
     deadline = monotonic() + settings.SEND_BATCH_SECONDS
@@ -503,24 +553,18 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
         # send rate (SES's, cached in Redis) is read once per batch too.
         connection = reusable_connection()
         rate = pacing.send_rate()
-        for delivery in deliveries:
+        for mail in mails:
             if stop is SendOutcome.QUOTA:
-                delivery.status, delivery.reason = Delivery.Status.DEFERRED, QUOTA_REASON
+                mail.status, mail.reason = Delivery.Status.DEFERRED, QUOTA_REASON
                 continue
             if stop is SendOutcome.PAUSED:
-                delivery.status = Delivery.Status.PENDING
+                mail.status = Delivery.Status.PENDING
                 continue
             if started and monotonic() > deadline:
                 break  # the rest go back to the queue, below
-            in_flight, started = delivery, started + 1
+            in_flight, started = mail, started + 1
             stop = _send_one(
-                delivery,
-                questions=questions,
-                suppressed=suppressed,
-                allowed=allowed,
-                connection=connection,
-                rate=rate,
-                moved=moved,
+                mail, questions=questions, suppressed=suppressed, allowed=allowed, connection=connection, rate=rate
             )
             in_flight = None
     except Exception:
@@ -531,35 +575,28 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
         raise
     finally:
         # The rows not reached go back to pending and, once written, to the queue.
-        untouched = [d for d in deliveries if d.status == Delivery.Status.SENDING]
-        for delivery in untouched:
-            delivery.status = Delivery.Status.PENDING
-        with transaction.atomic():
-            # Rows the sweeper took back (this batch outlived its lease) are
-            # its to report now, not ours.
-            still_ours = _bulk_set(
-                deliveries, ["status", "reason", "ses_message_id", "sent_at", "attempts"], claim=claim
-            )
-            reached = {d.subscription_id for d in deliveries if d.id in still_ours}
-            _bulk_set([s for s in moved if s.id in reached], ["next_position", "last_sent_at"])
-        if requeue := [d.id for d in untouched if d.id in still_ours]:
+        untouched = [mail for mail in mails if mail.status == Delivery.Status.SENDING]
+        for mail in untouched:
+            mail.status = Delivery.Status.PENDING
+        still_ours = _record_outcomes(mails, claim=claim)
+        if requeue := [mail.id for mail in untouched if mail.id in still_ours]:
             from mailer.tasks import send_delivery_batch as send_delivery_batch_task
 
             send_delivery_batch_task.delay(ids=requeue)
         # Also when interrupted: this batch may have settled the run's last rows.
-        finish_run_if_complete(run_id=deliveries[0].run_id)
-    again = [d for d in deliveries if d.status == Delivery.Status.PENDING and d.attempts and stop is None]
+        finish_run_if_complete(run_id=mails[0].run_id)
+    again = [mail for mail in mails if mail.status == Delivery.Status.PENDING and mail.attempts and stop is None]
     if again:
         # Throttled or hit by passing errors through every retry: give SES a
         # moment, then a later batch tries these again.
         from mailer.tasks import send_delivery_batch as send_delivery_batch_task
 
-        pause = 5 * max(d.attempts for d in again)
-        send_delivery_batch_task.apply_async(kwargs={"ids": [d.id for d in again]}, countdown=pause)
-    for delivery in deliveries:
-        if delivery.status in {"sent", "failed", "skipped"}:
-            setattr(result, delivery.status, getattr(result, delivery.status) + 1)
-    run_id = deliveries[0].run_id
+        pause = 5 * max(mail.attempts for mail in again)
+        send_delivery_batch_task.apply_async(kwargs={"ids": [mail.id for mail in again]}, countdown=pause)
+    for mail in mails:
+        if mail.status in {"sent", "failed", "skipped"}:
+            setattr(result, mail.status, getattr(result, mail.status) + 1)
+    run_id = mails[0].run_id
     if stop is SendOutcome.QUOTA:
         defer_pending_deliveries(run_id=run_id, reason=QUOTA_REASON)
         finish_run_if_complete(run_id=run_id)
@@ -568,21 +605,44 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     return result
 
 
-def _bulk_set(objects: list, fields: list[str], *, claim: str | None = None) -> set[int]:
-    """Write `fields` of each of `objects` (one model) in one statement; returns the ids written.
+def _record_outcomes(mails: list[OutgoingMail], *, claim: str) -> set[int]:
+    """Write how each mail ended and move the cursors of those sent; returns the ids still claimed.
 
-    With `claim`, only rows still holding that claim are written. Django's
+    Rows the sweeper took back (the batch outlived its lease) are its to
+    report now, not ours: neither they nor their cursors are written.
+    """
+    with transaction.atomic():
+        still_ours = _bulk_set(
+            Delivery,
+            {mail.id: (mail.status, mail.reason, mail.ses_message_id, mail.sent_at, mail.attempts) for mail in mails},
+            _OUTCOME_FIELDS,
+            claim=claim,
+        )
+        moved = {
+            mail.subscription_id: (mail.next_position, mail.sent_at)
+            for mail in mails
+            if mail.next_position is not None and mail.id in still_ours
+        }
+        _bulk_set(Subscription, moved, ["next_position", "last_sent_at"])
+    return still_ours
+
+
+def _bulk_set(model, values: dict[int, tuple], fields: list[str], *, claim: str | None = None) -> set[int]:
+    """Write `fields` of `model`'s rows in one statement; returns the ids written.
+
+    `values` maps a row's id to its values, in the order of `fields`. With
+    `claim`, only rows still holding that claim are written. Django's
     bulk_update builds a CASE expression per row and field, which cost a
     fifth of a sending worker's CPU (bench/README.md); on PostgreSQL the
     values travel as one array per field instead.
     """
-    if not objects:
+    if not values:
         return set()
-    model = type(objects[0])
     if connection.vendor != "postgresql":
-        rows = model.objects.filter(id__in=[o.id for o in objects])
+        rows = model.objects.filter(id__in=list(values))
         ours = set((rows.filter(claim=claim) if claim is not None else rows).values_list("id", flat=True))
-        model.objects.bulk_update([o for o in objects if o.id in ours], fields)
+        objects = [model(id=pk, **dict(zip(fields, values[pk], strict=True))) for pk in ours]
+        model.objects.bulk_update(objects, fields)
         return ours
     meta = model._meta
     columns = [meta.get_field(name) for name in fields]
@@ -592,8 +652,8 @@ def _bulk_set(objects: list, fields: list[str], *, claim: str | None = None) -> 
     names = ", ".join(["id", *(quote(f.column) for f in columns)])
     # Only the model's own (quoted) table and column names are formatted in; values are parameters.
     sql = f"UPDATE {quote(meta.db_table)} AS t SET {assignments} FROM unnest({arrays}) AS v({names}) WHERE t.id = v.id"  # noqa: S608
-    params = [[o.id for o in objects]]
-    params += [[f.get_db_prep_value(getattr(o, f.attname), connection) for o in objects] for f in columns]
+    params = [list(values)]
+    params += [[f.get_db_prep_value(row[n], connection) for row in values.values()] for n, f in enumerate(columns)]
     if claim is not None:
         sql += " AND t.claim = %s"
         params.append(claim)
@@ -611,58 +671,62 @@ RETRY_LATER = "retry later"
 UNKNOWN_REASON = "fate unknown, not resent automatically: "
 
 
-def _send_one(delivery: Delivery, *, questions, suppressed, allowed, connection, rate, moved) -> SendOutcome | None:
-    """Send one delivery and set its outcome; returns QUOTA or PAUSED when the batch must stop."""
-    subscription = delivery.subscription
-    subscriber = subscription.subscriber
-    if not subscription.is_active or subscriber.status != subscriber.Status.ACTIVE:
-        delivery.status, delivery.reason = Delivery.Status.SKIPPED, "unsubscribed before the send"
+def _send_one(mail: OutgoingMail, *, questions, suppressed, allowed, connection, rate) -> SendOutcome | None:
+    """Send one mail and set its outcome; returns QUOTA or PAUSED when the batch must stop."""
+    if not mail.subscription_active or mail.subscriber_status != Subscriber.Status.ACTIVE:
+        mail.status, mail.reason = Delivery.Status.SKIPPED, "unsubscribed before the send"
         return None
-    if subscriber.email.lower() in suppressed:
-        delivery.status, delivery.reason = Delivery.Status.SKIPPED, "address suppressed"
+    if mail.email.lower() in suppressed:
+        mail.status, mail.reason = Delivery.Status.SKIPPED, "address suppressed"
         return None
-    if subscriber.email not in allowed:
-        delivery.status, delivery.reason = Delivery.Status.SKIPPED, "sandbox: recipient not verified"
+    if mail.email not in allowed:
+        mail.status, mail.reason = Delivery.Status.SKIPPED, "sandbox: recipient not verified"
         return None
-    picked = [questions[qid] for qid in delivery.question_ids if qid in questions]
+    picked = [questions[qid] for qid in mail.question_ids if qid in questions]
     if not picked:
-        delivery.status, delivery.reason = Delivery.Status.SKIPPED, "questions were deleted"
+        mail.status, mail.reason = Delivery.Status.SKIPPED, "questions were deleted"
         return None
     try:
         message = send_message(
-            lambda: build_daily_email(delivery=delivery, questions=picked, connection=connection),
+            lambda: build_daily_email(
+                subscriber_id=mail.subscriber_id,
+                email=mail.email,
+                language=mail.language,
+                category=mail.category,
+                day=mail.day,
+                questions=picked,
+                connection=connection,
+            ),
             priority=pacing.BULK,
             rate=rate,
         )
     except SendFailed as exc:
-        logger.warning("delivery %s not sent (%s): %s", delivery.id, exc.outcome, exc.reason)
+        logger.warning("delivery %s not sent (%s): %s", mail.id, exc.outcome, exc.reason)
         if exc.outcome is SendOutcome.QUOTA:
-            delivery.status, delivery.reason = Delivery.Status.DEFERRED, QUOTA_REASON
+            mail.status, mail.reason = Delivery.Status.DEFERRED, QUOTA_REASON
             return SendOutcome.QUOTA
         if exc.outcome is SendOutcome.PAUSED:
-            delivery.status = Delivery.Status.PENDING
+            mail.status = Delivery.Status.PENDING
             return SendOutcome.PAUSED
-        delivery.attempts += 1
-        if exc.outcome is SendOutcome.TRANSIENT and delivery.attempts < TRANSIENT_ROUNDS:
-            delivery.status, delivery.reason = Delivery.Status.PENDING, exc.reason  # for a later batch
+        mail.attempts += 1
+        if exc.outcome is SendOutcome.TRANSIENT and mail.attempts < TRANSIENT_ROUNDS:
+            mail.status, mail.reason = Delivery.Status.PENDING, exc.reason  # for a later batch
             return None
-        delivery.status, delivery.reason = Delivery.Status.FAILED, exc.reason
+        mail.status, mail.reason = Delivery.Status.FAILED, exc.reason
         if exc.outcome is SendOutcome.UNKNOWN:
-            delivery.reason = (UNKNOWN_REASON + exc.reason)[:1000]
+            mail.reason = (UNKNOWN_REASON + exc.reason)[:1000]
         return None
     except SoftTimeLimitExceeded:
         raise  # the batch's time is up: send_delivery_batch settles the rows
     except Exception as exc:  # rendering or a bug: recorded on the row; the batch goes on
-        logger.exception("delivery %s failed", delivery.id)
-        delivery.status, delivery.reason = Delivery.Status.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
+        logger.exception("delivery %s failed", mail.id)
+        mail.status, mail.reason = Delivery.Status.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
         return None
-    delivery.status = Delivery.Status.SENT
-    delivery.reason = ""
-    delivery.ses_message_id = str(message.extra_headers.get("message_id", ""))
-    delivery.sent_at = timezone.now()
-    subscription.next_position = picked[-1].position + 1
-    subscription.last_sent_at = delivery.sent_at
-    moved.append(subscription)
+    mail.status = Delivery.Status.SENT
+    mail.reason = ""
+    mail.ses_message_id = str(message.extra_headers.get("message_id", ""))
+    mail.sent_at = timezone.now()
+    mail.next_position = picked[-1].position + 1
     return None
 
 
@@ -672,8 +736,18 @@ def defer_pending_deliveries(*, run_id: int, reason: str) -> int:
     )
 
 
-def build_daily_email(*, delivery: Delivery, questions: list[Question], connection=None, test: bool = False):
-    """The day's mail of one delivery: its question(s), links and unsubscribe headers.
+def build_daily_email(
+    *,
+    subscriber_id: int,
+    email: str,
+    language: str,
+    category: str,
+    day: date,
+    questions: list[Question],
+    connection=None,
+    test: bool = False,
+):
+    """A reader's mail of `day`: its question(s), links and unsubscribe headers.
 
     Everything but the reader's own links is rendered once per day, category,
     language and question set (render_shared_email), then personalised. A
@@ -683,24 +757,21 @@ def build_daily_email(*, delivery: Delivery, questions: list[Question], connecti
     """
     from subscriptions.services import manage_url, unsubscribe_url
 
-    subscription = delivery.subscription
-    subscriber = subscription.subscriber
-    day = delivery.run.day
     shared = render_shared_email(
         "daily_question",
-        lambda: daily_email_context(category=subscription.category, day=day, questions=questions),
-        language=subscriber.language,
+        lambda: daily_email_context(category=category, day=day, questions=questions),
+        language=language,
         personal=("manage_url", "unsubscribe_url"),
-        key=(subscription.category, day, tuple((q.id, q.title, q.question_md) for q in questions)),
+        key=(category, day, tuple((q.id, q.title, q.question_md) for q in questions)),
     )
     if test:
         landing = absolute_url(reverse("subscriptions:landing"))
         links, headers = {"manage_url": landing, "unsubscribe_url": landing}, {}
     else:
-        unsubscribe_link = unsubscribe_url(subscriber, subscription.category)
-        links = {"manage_url": manage_url(subscriber), "unsubscribe_url": unsubscribe_link}
+        unsubscribe_link = unsubscribe_url(subscriber_id, category)
+        links = {"manage_url": manage_url(subscriber_id), "unsubscribe_url": unsubscribe_link}
         headers = {"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-    return email_message(personalise(shared, links), to=subscriber.email, connection=connection, headers=headers)
+    return email_message(personalise(shared, links), to=email, connection=connection, headers=headers)
 
 
 def daily_email_context(*, category: str, day: date, questions: list[Question]) -> dict:
@@ -812,7 +883,18 @@ def preview_daily_email(*, subscription: Subscription, day: date, test: bool = F
     delivery = preview_delivery(subscription=subscription, day=day)
     found = Question.objects.in_bulk(delivery.question_ids)
     questions = [found[i] for i in delivery.question_ids if i in found]
-    return build_daily_email(delivery=delivery, questions=questions, test=test) if questions else None
+    if not questions:
+        return None
+    subscriber = subscription.subscriber
+    return build_daily_email(
+        subscriber_id=subscriber.id,
+        email=subscriber.email,
+        language=subscriber.language,
+        category=subscription.category,
+        day=day,
+        questions=questions,
+        test=test,
+    )
 
 
 def send_test_mail(*, subscription: Subscription, to: str, day: date) -> str:
@@ -945,7 +1027,6 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
                         f"{TRANSIENT_BOUNCE_WINDOW} deliveries",
                     )
         if kind == SESEvent.Kind.COMPLAINT:
-            from subscriptions.models import Subscriber
             from subscriptions.services import unsubscribe
 
             if delivery:

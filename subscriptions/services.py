@@ -369,16 +369,19 @@ def _activate(subscriber: Subscriber, category: str, *, now) -> Subscription:
 # --- Mails to subscribers ---------------------------------------------------------
 
 
-def manage_path(subscriber: Subscriber) -> str:
-    return token_path("subscriptions:manage", tokens.make_token(tokens.Purpose.MANAGE, {"s": subscriber.id}))
+# Links take the subscriber's id: the daily send builds them from plain values.
 
 
-def manage_url(subscriber: Subscriber) -> str:
-    return absolute_url(manage_path(subscriber))
+def manage_path(subscriber_id: int) -> str:
+    return token_path("subscriptions:manage", tokens.make_token(tokens.Purpose.MANAGE, {"s": subscriber_id}))
 
 
-def unsubscribe_url(subscriber: Subscriber, category: str | None = None) -> str:
-    payload = {"s": subscriber.id} if category is None else {"s": subscriber.id, "c": category}
+def manage_url(subscriber_id: int) -> str:
+    return absolute_url(manage_path(subscriber_id))
+
+
+def unsubscribe_url(subscriber_id: int, category: str | None = None) -> str:
+    payload = {"s": subscriber_id} if category is None else {"s": subscriber_id, "c": category}
     return absolute_url(token_path("subscriptions:unsubscribe", tokens.make_token(tokens.Purpose.UNSUBSCRIBE, payload)))
 
 
@@ -420,12 +423,12 @@ def _mail_subscriber(subscriber_id: int, template: str, *, only_if_active: bool 
     )
     if not recipient_allowed(subscriber.email):
         return False
-    unsubscribe_link = unsubscribe_url(subscriber)
+    unsubscribe_link = unsubscribe_url(subscriber.id)
     context = {
         "subscriber": subscriber,
         "categories": [Category(c).label for c in categories],
         "frequency": Frequency(subscriber.frequency).label,
-        "manage_url": manage_url(subscriber),
+        "manage_url": manage_url(subscriber.id),
         "unsubscribe_url": unsubscribe_link,
     }
     headers = {"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}

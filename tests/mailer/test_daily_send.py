@@ -304,8 +304,8 @@ def direct_daily_email(delivery, questions):
         language=subscriber.language,
         context={
             **context,
-            "manage_url": manage_url(subscriber),
-            "unsubscribe_url": unsubscribe_url(subscriber, subscription.category),
+            "manage_url": manage_url(subscriber.id),
+            "unsubscribe_url": unsubscribe_url(subscriber.id, subscription.category),
         },
     )
 
@@ -325,7 +325,7 @@ def test_shared_render_gives_each_reader_the_mail_a_direct_render_gives(frequenc
     bodies = set()
     for delivery in deliveries:
         picked = [services.Question.objects.get(id=qid) for qid in delivery.question_ids]
-        shared = services.build_daily_email(delivery=delivery, questions=picked)
+        shared = build_mail(delivery, picked)
         direct = direct_daily_email(delivery, picked)
         assert shared.subject == direct.subject
         assert shared.body == direct.body
@@ -335,10 +335,22 @@ def test_shared_render_gives_each_reader_the_mail_a_direct_render_gives(frequenc
     assert len(bodies) == len(readers)  # each reader's own links
 
 
+def build_mail(delivery, questions):
+    subscriber = delivery.subscription.subscriber
+    return services.build_daily_email(
+        subscriber_id=subscriber.id,
+        email=subscriber.email,
+        language=subscriber.language,
+        category=delivery.subscription.category,
+        day=delivery.run.day,
+        questions=questions,
+    )
+
+
 def services_unsubscribe_url(delivery):
     from subscriptions.services import unsubscribe_url
 
-    return unsubscribe_url(delivery.subscription.subscriber, delivery.subscription.category)
+    return unsubscribe_url(delivery.subscription.subscriber_id, delivery.subscription.category)
 
 
 def test_an_edited_question_is_rendered_afresh():
@@ -346,10 +358,10 @@ def test_an_edited_question_is_rendered_afresh():
     make_subscriber("a@example.org")
     run = start_daily_send(day=TUESDAY)
     delivery = Delivery.objects.select_related("run", "subscription__subscriber").get(run=run)
-    before = services.build_daily_email(delivery=delivery, questions=[question])
+    before = build_mail(delivery, [question])
     question.title = "Edited after the first render"
     question.save()
-    after = services.build_daily_email(delivery=delivery, questions=[question])
+    after = build_mail(delivery, [question])
     assert "Edited after the first render" not in before.subject
     assert "Edited after the first render" in after.subject and "Edited after the first render" in after.body
 
@@ -372,7 +384,10 @@ def test_outcomes_are_written_only_to_rows_the_claim_still_holds(vendor, monkeyp
         delivery.sent_at, delivery.attempts = sent_at - timedelta(seconds=n), n
 
     written = services._bulk_set(
-        deliveries, ["status", "reason", "ses_message_id", "sent_at", "attempts"], claim="mine"
+        Delivery,
+        {d.id: (d.status, d.reason, d.ses_message_id, d.sent_at, d.attempts) for d in deliveries},
+        ["status", "reason", "ses_message_id", "sent_at", "attempts"],
+        claim="mine",
     )
 
     assert written == {deliveries[0].id, deliveries[1].id}
@@ -385,8 +400,8 @@ def test_outcomes_are_written_only_to_rows_the_claim_still_holds(vendor, monkeyp
     assert (untouched.status, untouched.ses_message_id, untouched.sent_at) == ("pending", "", None)
 
     subscription = deliveries[0].subscription
-    subscription.next_position, subscription.last_sent_at = 7, sent_at
-    assert services._bulk_set([subscription], ["next_position", "last_sent_at"]) == {subscription.id}
+    moved = {subscription.id: (7, sent_at)}
+    assert services._bulk_set(Subscription, moved, ["next_position", "last_sent_at"]) == {subscription.id}
     subscription.refresh_from_db()
     assert (subscription.next_position, subscription.last_sent_at) == (7, sent_at)
 

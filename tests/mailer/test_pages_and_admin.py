@@ -42,7 +42,7 @@ def test_manage_page_lists_the_questions_received(client, eager_tasks):
     make_questions("backend", 2)
     subscriber = make_subscriber("a@example.org")
     start_daily_send(day=TUESDAY)
-    path = manage_url(subscriber).split("://", 1)[1].split("/", 1)[1]
+    path = manage_url(subscriber.id).split("://", 1)[1].split("/", 1)[1]
     page = client.get("/" + path).content.decode()
     assert "backend question 1" in page and "backend question 2" not in page
 

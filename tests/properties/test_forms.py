@@ -312,7 +312,7 @@ def test_manage_form_changes_exactly_what_was_asked(client, status, start, actio
     reset()
     subscriber = make_subscriber(f"{unique('m')}@example.org", categories=start, frequency="daily")
     Subscriber.objects.filter(id=subscriber.id).update(status=status)
-    path = services.manage_path(subscriber)
+    path = services.manage_path(subscriber.id)
     before = snapshot(subscriber)
     data = {"categories": categories, "frequency": frequency}
     if action is not None:

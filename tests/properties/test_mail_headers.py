@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mailer.emails import SUBJECT_MAX_LENGTH
-from mailer.models import Delivery, Question, SendRun
+from mailer.models import Question
 from mailer.services import build_daily_email
 from tests.factories import make_questions, make_subscriber
 from tests.properties.strategies import (
@@ -49,10 +49,14 @@ def test_question_titles_never_break_out_of_the_subject(titles, question_md, cat
         Question(id=n, category=category, position=n, title=title, question_md=question_md, answer_md="a")
         for n, title in enumerate(titles, start=1)
     ]
-    run = SendRun(day=timezone.localdate(), cutoff=timezone.now())
-    delivery = Delivery(run=run, subscription=subscriber.subscriptions.get(), question_ids=[q.id for q in questions])
-
-    message = build_daily_email(delivery=delivery, questions=questions)
+    message = build_daily_email(
+        subscriber_id=subscriber.id,
+        email=subscriber.email,
+        language=subscriber.language,
+        category=category,
+        day=timezone.localdate(),
+        questions=questions,
+    )
 
     assert_mail_is_safe(message, subscriber.email)
     assert 0 < len(message.subject) <= SUBJECT_MAX_LENGTH

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 from django.core import signing
+from django.test import override_settings
 from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 from hypothesis import example, given
@@ -190,3 +191,15 @@ def test_a_link_s_path_is_the_one_reverse_gives(name, token, prefix):
         assert token_path(name, token) == reverse(name, args=[token])
     finally:
         set_script_prefix("/")
+
+
+@given(
+    purpose=st.sampled_from(list(Purpose)),
+    payload=st.dictionaries(st.sampled_from(["s", "c", "v"]), st.integers() | st.text(max_size=20), max_size=3),
+    now=st.integers(min_value=0, max_value=2**40),
+    key=st.text(min_size=1, max_size=60),
+)
+def test_a_token_is_the_one_django_signing_makes(purpose, payload, now, key):
+    # make_token derives its HMAC key once per purpose and SECRET_KEY.
+    with override_settings(SECRET_KEY=key), mock.patch("django.core.signing.time.time", return_value=now):
+        assert make_token(purpose, payload) == signing.dumps(payload, salt=f"dailyq.{purpose}")
