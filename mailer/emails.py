@@ -38,6 +38,10 @@ _RESERVED_HEADERS = frozenset(
 )
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII without ":" (RFC 5322 field name)
 _LINE_BREAKS = ("\r", "\n", "\0")
+# An address of atext (RFC 5322) and a domain of letters, digits, dots and
+# hyphens: no quotes, comments, brackets, commas or spaces. Most recipients
+# are like this, and checking it is a tenth of parsing it (getaddresses).
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 # A backslash, whitespace (\s matches what str.isspace does) or a control character (Unicode's Cc).
 _UNCLEAN_PATH = re.compile(r"[\\\s\x00-\x1f\x7f-\x9f]")
@@ -135,6 +139,20 @@ _shared_lock = threading.Lock()
 _UNSAFE_VALUE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 
+@dataclass(frozen=True)
+class SharedEmail(RenderedEmail):
+    """A render with markers for the personal values (render_shared_email).
+
+    `pieces` holds subject, text and HTML split at the markers, once:
+    literal text and field names in turn. personalise() joins them with a
+    reader's values instead of searching every part for every marker per
+    mail. None when a marker did not come through the render whole (a cut
+    subject), which personalise refuses.
+    """
+
+    pieces: tuple[tuple[str, ...], ...] | None = None
+
+
 def render_shared_email(
     name: str,
     make_context: Callable[[], Mapping[str, Any]],
@@ -142,7 +160,7 @@ def render_shared_email(
     language: str,
     personal: tuple[str, ...],
     key: Hashable,
-) -> RenderedEmail:
+) -> SharedEmail:
     """render_email of `make_context()` with the `personal` entries as markers, for personalise().
 
     Renders are kept (the last 256) by `name`, language and `key`: the
@@ -152,32 +170,50 @@ def render_shared_email(
     language = _supported_language(language)
     cache_key = (name, language, settings.SITE_URL, personal, key)
     with _shared_lock:
-        rendered = _shared_renders.get(cache_key)
-        if rendered is not None:
+        shared = _shared_renders.get(cache_key)
+        if shared is not None:
             _shared_renders.move_to_end(cache_key)
-            return rendered
+            return shared
     markers = {field: f"{_MARKER}{field}-" for field in personal}
     rendered = render_email(name, {**make_context(), **markers}, language=language)
+    shared = SharedEmail(**vars(rendered), pieces=_split_at_markers(rendered, personal))
     with _shared_lock:
-        _shared_renders[cache_key] = rendered
+        _shared_renders[cache_key] = shared
         while len(_shared_renders) > _SHARED_RENDERS_MAX:
             _shared_renders.popitem(last=False)
-    return rendered
+    return shared
 
 
-def personalise(rendered: RenderedEmail, values: Mapping[str, str]) -> RenderedEmail:
-    """`rendered` (from render_shared_email) with each marker replaced by its value."""
-    subject, text, html = rendered.subject, rendered.text, rendered.html
+def _split_at_markers(rendered: RenderedEmail, personal: tuple[str, ...]) -> tuple[tuple[str, ...], ...] | None:
+    marker = re.compile(re.escape(_MARKER) + "(" + "|".join(re.escape(field) for field in personal) + ")-")
+    parts = tuple(tuple(marker.split(part)) for part in (rendered.subject, rendered.text, rendered.html))
+    if any(_MARKER in literal for pieces in parts for literal in pieces[::2]):
+        return None
+    return parts
+
+
+def personalise(shared: SharedEmail, values: Mapping[str, str]) -> RenderedEmail:
+    """`shared` (from render_shared_email) with each marker replaced by its value, HTML-escaped in the HTML."""
     for field, value in values.items():
         if not isinstance(value, str) or _UNSAFE_VALUE.search(value):
             raise ValueError(f"Invalid value for {field}: {value!r}")
-        marker = f"{_MARKER}{field}-"
-        subject = subject.replace(marker, value)
-        text = text.replace(marker, value)
-        html = html.replace(marker, escape(value))
-    if _MARKER in subject or _MARKER in text or _MARKER in html:
+    if shared.pieces is None:
         raise ValueError("A personal value was left unfilled")
+    escaped = {field: escape(value) for field, value in values.items()}
+    try:
+        subject, text, html = (
+            _join(pieces, chosen) for pieces, chosen in zip(shared.pieces, (values, values, escaped), strict=True)
+        )
+    except KeyError:
+        raise ValueError("A personal value was left unfilled") from None
     return RenderedEmail(subject=subject, text=text, html=html)
+
+
+def _join(pieces: tuple[str, ...], values: Mapping[str, str]) -> str:
+    filled = list(pieces)
+    for n in range(1, len(filled), 2):
+        filled[n] = values[filled[n]]
+    return "".join(filled)
 
 
 def _supported_language(language: str) -> str:
@@ -209,6 +245,8 @@ def _clean_text(text: str) -> str:
 def _check_recipient(to: str) -> None:
     if not isinstance(to, str) or any(char in to for char in _LINE_BREAKS):
         raise ValueError(f"Invalid recipient: {to!r}")
+    if _PLAIN_ADDRESS.fullmatch(to):
+        return  # nothing in it getaddresses could read as more (or less) than one address
     addresses = getaddresses([to])
     if len(addresses) != 1 or "@" not in addresses[0][1]:
         raise ValueError(f"Expected exactly one recipient address: {to!r}")

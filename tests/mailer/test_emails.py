@@ -351,6 +351,16 @@ def test_personalise_refuses_to_leave_a_marker_unfilled():
         personalise(shared, {})
 
 
+def test_personalise_refuses_a_render_that_cut_a_marker():
+    from mailer.emails import _MARKER, RenderedEmail, SharedEmail, _split_at_markers, personalise
+
+    # A subject cut at its length limit can end in part of a marker.
+    cut = RenderedEmail(subject=f"Hello {_MARKER}li", text=f"Go to {_MARKER}link-", html="")
+    shared = SharedEmail(**vars(cut), pieces=_split_at_markers(cut, ("link",)))
+    with pytest.raises(ValueError, match="unfilled"):
+        personalise(shared, {"link": "https://dailyq.example/m/a/"})
+
+
 def test_shared_render_is_made_once_per_key_and_language():
     from mailer.emails import render_shared_email
 

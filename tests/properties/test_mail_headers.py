@@ -2,6 +2,8 @@
 subject, and the admin's test-send form names a recipient. Whatever they hold,
 the mail has one recipient, a one-line subject and no smuggled header."""
 
+from email.utils import getaddresses
+
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -9,7 +11,7 @@ from django.utils import timezone
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mailer.emails import SUBJECT_MAX_LENGTH
+from mailer.emails import _PLAIN_ADDRESS, SUBJECT_MAX_LENGTH
 from mailer.models import Question
 from mailer.services import build_daily_email
 from tests.factories import make_questions, make_subscriber
@@ -84,3 +86,11 @@ def test_admin_test_send_mails_only_the_one_address_typed(admin_client, to):
     for message in mail.outbox:
         assert_mail_is_safe(message, to.strip())
         assert message.subject.startswith("[TEST] ")
+
+
+@given(address=st.from_regex(_PLAIN_ADDRESS, fullmatch=True))
+def test_an_address_the_quick_check_passes_is_one_address_to_the_parser(address):
+    # _check_recipient skips parsing these: getaddresses must read each as
+    # exactly the one address it is, as the full check requires.
+    [(_name, parsed)] = getaddresses([address])
+    assert parsed == address and "@" in parsed
