@@ -1,11 +1,14 @@
 """Small builders for test data, going through the models' own rules."""
 
-from datetime import timedelta
-
-from django.utils import timezone
+from datetime import UTC, datetime
 
 from mailer.models import Question
 from subscriptions.models import Subscriber, Subscription
+
+# When test subscribers confirmed: before every send day the tests use. The
+# tests' days are fixed dates (2026-11-30, ...); "a week before now" put them
+# after those days' cut-offs once the calendar moved past them.
+LONG_AGO = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def make_questions(category: str, count: int, *, start: int = 1, published: bool = True) -> list[Question]:
@@ -32,7 +35,7 @@ def make_subscriber(
     activated_at=None,
     next_position: int = 1,
 ) -> Subscriber:
-    activated_at = activated_at or timezone.now() - timedelta(days=7)
+    activated_at = activated_at or LONG_AGO
     subscriber = Subscriber.objects.create(
         email=email,
         status=Subscriber.Status.ACTIVE,

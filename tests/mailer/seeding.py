@@ -1,14 +1,11 @@
 """Fast test data for the fault suite: thousands of active subscriptions in a few queries."""
 
-from datetime import timedelta
-
-from django.utils import timezone
-
 from subscriptions.models import Subscriber, Subscription
+from tests.factories import LONG_AGO
 
 
 def seed_subscribers(count: int, *, prefix: str = "reader") -> int:
-    since = timezone.now() - timedelta(days=7)
+    since = LONG_AGO
     subscribers = Subscriber.objects.bulk_create(
         Subscriber(
             email=f"{prefix}{n}@example.org",
