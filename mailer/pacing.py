@@ -16,9 +16,11 @@ keeps even those wake-ups (and so SES's arrivals) within the rate in every
 one-second window.
 
 A process's bulk senders book several slots at once (at most BLOCK_SPAN of
-the schedule, and while the rate binds no more than they are waiting for):
-one thread books while the others wait for its call, so one Redis call
-serves several sends, and they share the slots in order. A slot
+the schedule; while the rate binds, one for each sender waiting, within
+BINDING_SPAN): one thread books while the others wait for its call, so one
+Redis call serves several sends, and they share the slots in order. A
+binding rate with one slot per call made a Redis call per mail and cost a
+capped send a fifth of its speed (bench/README.md). A slot
 left unused for STALE seconds is dropped, never sent on late: late sends
 would bunch with the next slots' and crowd a second.
 """
@@ -39,6 +41,7 @@ TRANSACTIONAL = "transactional"
 KEY = "dailyq:ses:next-slot"
 MARGIN = 0.97  # slots are spaced for this fraction of the rate (module docstring)
 BLOCK_SPAN = 0.005  # seconds of the schedule one bulk booking may take
+BINDING_SPAN = 0.02  # the same while the rate binds (slots only for senders already waiting)
 BLOCK_MAX = 32  # slots in one booking (reached when the rate is far above what is sent)
 STALE = 0.025  # seconds after which an unused booked slot is dropped
 BINDING_LEAD = 0.001  # a bulk block due further ahead than this (or half an interval) means the rate binds
@@ -125,7 +128,8 @@ class Pacer:
                         if self._bulk_binding:
                             # Only what they wait for: a slot left unused is
                             # lost to the other processes.
-                            count = min(count, self._waiting)
+                            span = max(1, int(BINDING_SPAN / interval))
+                            count = max(1, min(BLOCK_MAX, span, self._waiting))
                         slots.extend(self._book_bulk(interval, count, timeout))
                 continue
             if due >= time.monotonic() - STALE:

@@ -366,6 +366,44 @@ def test_waiting_bulk_senders_of_a_process_share_one_booking(redis_url, settings
     pacing.reset_schedule()
 
 
+def test_while_the_rate_binds_one_booking_serves_the_waiting_senders(redis_url, settings):
+    import threading
+
+    settings.REDIS_URL = redis_url
+    pacing.reset_schedule()
+    pacer = pacing.Pacer()
+    rate = 400.0  # 5 ms of the schedule holds one slot, 20 ms hold seven
+    answers, slots = [], []
+    book = pacer._book
+
+    def counted_book(*args):
+        answer = book(*args)
+        answers.append(answer[0])
+        return answer
+
+    pacer._book = counted_book
+
+    def sender():
+        for _ in range(20):
+            slots.append(pacer.wait_for_slot(rate=rate, priority=pacing.BULK))
+
+    threads = [threading.Thread(target=sender) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Sixteen senders always waiting keep the rate binding: a call books a
+    # slot for each of them, up to 20 ms of the schedule (one slot per call
+    # made the capped send a Redis call per mail: bench/README.md).
+    granted = sum(1 for answer in answers if answer)
+    assert len(slots) == 320
+    assert granted <= len(slots) / 3, (granted, len(answers))
+    ordered = sorted(slots)
+    assert min(b - a for a, b in itertools.pairwise(ordered)) >= 0.999 / (rate * pacing.MARGIN)
+    pacing.reset_schedule()
+
+
 def test_transactional_mails_reuse_one_ses_connection(fake_ses, eager_tasks, django_capture_on_commit_callbacks):
     from subscriptions import services
 
