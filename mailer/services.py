@@ -31,6 +31,7 @@ from mailer.ses import (
     send_message,
 )
 from subscriptions.models import Category, Frequency, Subscriber, Subscription
+from subscriptions.services import ReaderLinks
 
 logger = logging.getLogger(__name__)
 
@@ -553,6 +554,7 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
         # send rate (SES's, cached in Redis) is read once per batch too.
         connection = reusable_connection()
         rate = pacing.send_rate()
+        reader_links = ReaderLinks.routed()
         for mail in mails:
             if stop is SendOutcome.QUOTA:
                 mail.status, mail.reason = Delivery.Status.DEFERRED, QUOTA_REASON
@@ -564,7 +566,13 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
                 break  # the rest go back to the queue, below
             in_flight, started = mail, started + 1
             stop = _send_one(
-                mail, questions=questions, suppressed=suppressed, allowed=allowed, connection=connection, rate=rate
+                mail,
+                questions=questions,
+                suppressed=suppressed,
+                allowed=allowed,
+                connection=connection,
+                rate=rate,
+                reader_links=reader_links,
             )
             in_flight = None
     except Exception:
@@ -671,7 +679,9 @@ RETRY_LATER = "retry later"
 UNKNOWN_REASON = "fate unknown, not resent automatically: "
 
 
-def _send_one(mail: OutgoingMail, *, questions, suppressed, allowed, connection, rate) -> SendOutcome | None:
+def _send_one(
+    mail: OutgoingMail, *, questions, suppressed, allowed, connection, rate, reader_links
+) -> SendOutcome | None:
     """Send one mail and set its outcome; returns QUOTA or PAUSED when the batch must stop."""
     if not mail.subscription_active or mail.subscriber_status != Subscriber.Status.ACTIVE:
         mail.status, mail.reason = Delivery.Status.SKIPPED, "unsubscribed before the send"
@@ -696,6 +706,7 @@ def _send_one(mail: OutgoingMail, *, questions, suppressed, allowed, connection,
                 day=mail.day,
                 questions=picked,
                 connection=connection,
+                reader_links=reader_links,
             ),
             priority=pacing.BULK,
             rate=rate,
@@ -746,6 +757,7 @@ def build_daily_email(
     questions: list[Question],
     connection=None,
     test: bool = False,
+    reader_links=None,
 ):
     """A reader's mail of `day`: its question(s), links and unsubscribe headers.
 
@@ -753,10 +765,9 @@ def build_daily_email(
     language and question set (render_shared_email), then personalised. A
     `test` mail (an admin's test send, which goes to another address) carries
     no link that acts on the reader: both go to the landing page, and it has
-    no List-Unsubscribe headers.
+    no List-Unsubscribe headers. `reader_links` (subscriptions.services.ReaderLinks):
+    the links' routes, when a batch has them already.
     """
-    from subscriptions.services import manage_url, unsubscribe_url
-
     shared = render_shared_email(
         "daily_question",
         lambda: daily_email_context(category=category, day=day, questions=questions),
@@ -768,8 +779,9 @@ def build_daily_email(
         landing = absolute_url(reverse("subscriptions:landing"))
         links, headers = {"manage_url": landing, "unsubscribe_url": landing}, {}
     else:
-        unsubscribe_link = unsubscribe_url(subscriber_id, category)
-        links = {"manage_url": manage_url(subscriber_id), "unsubscribe_url": unsubscribe_link}
+        routed = reader_links or ReaderLinks.routed()
+        unsubscribe_link = routed.unsubscribe_url(subscriber_id, category)
+        links = {"manage_url": routed.manage_url(subscriber_id), "unsubscribe_url": unsubscribe_link}
         headers = {"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     return email_message(personalise(shared, links), to=email, connection=connection, headers=headers)
 

@@ -8,6 +8,7 @@ from unittest import mock
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.core import signing
 from django.test import override_settings
 from django.urls import reverse, set_script_prefix
@@ -17,8 +18,8 @@ from hypothesis import strategies as st
 
 from mailer.models import Suppression
 from subscriptions.models import Subscriber, Subscription, Verification
-from subscriptions.services import token_path
-from subscriptions.tokens import Purpose, make_token
+from subscriptions.services import ReaderLinks, token_path
+from subscriptions.tokens import Purpose, make_token, read_token
 from tests.factories import make_subscriber
 from tests.properties.strategies import fuzz, unique
 
@@ -203,3 +204,28 @@ def test_a_token_is_the_one_django_signing_makes(purpose, payload, now, key):
     # make_token derives its HMAC key once per purpose and SECRET_KEY.
     with override_settings(SECRET_KEY=key), mock.patch("django.core.signing.time.time", return_value=now):
         assert make_token(purpose, payload) == signing.dumps(payload, salt=f"dailyq.{purpose}")
+
+
+@fuzz(60)
+@given(
+    subscriber_id=st.integers(0, 10**12),
+    category=st.none() | st.sampled_from(["backend", "frontend"]),
+    prefix=st.sampled_from(["/", "/dailyq/"]),
+)
+def test_a_routed_reader_link_is_the_one_reverse_gives(subscriber_id, category, prefix):
+    # A send batch routes the links once (ReaderLinks) and puts each reader's token in.
+    set_script_prefix(prefix)
+    try:
+        links = ReaderLinks.routed()
+        manage, unsubscribe = links.manage_url(subscriber_id), links.unsubscribe_url(subscriber_id, category)
+        manage_token = manage.rstrip("/").rsplit("/", 1)[1]
+        unsubscribe_token = unsubscribe.rstrip("/").rsplit("/", 1)[1]
+        site = settings.SITE_URL.rstrip("/")
+        assert manage == site + reverse("subscriptions:manage", args=[manage_token])
+        assert unsubscribe == site + reverse("subscriptions:unsubscribe", args=[unsubscribe_token])
+    finally:
+        set_script_prefix("/")
+    assert read_token(Purpose.MANAGE, manage_token) == {"s": subscriber_id}
+    assert read_token(Purpose.UNSUBSCRIBE, unsubscribe_token) == (
+        {"s": subscriber_id} if category is None else {"s": subscriber_id, "c": category}
+    )
