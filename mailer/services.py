@@ -992,17 +992,13 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
     kind = kind.lower() if isinstance(kind, str) else ""
     if kind not in SESEvent.Kind.values:
         return None
+    # The addresses are read as SES sent them: one with a character PostgreSQL
+    # cannot store (NUL) is no address DailyQ mailed, not the one without it.
+    recipients = _named_recipients(kind, _mapping(message.get(kind)))
     message = _storable(message)
     mail = _mapping(message.get("mail"))
     ses_message_id = str(mail.get("messageId", ""))[:200]
     detail = _mapping(message.get(kind))
-    if kind == SESEvent.Kind.BOUNCE:
-        recipients = [_mapping(r).get("emailAddress") for r in _sequence(detail.get("bouncedRecipients"))]
-    elif kind == SESEvent.Kind.COMPLAINT:
-        recipients = [_mapping(r).get("emailAddress") for r in _sequence(detail.get("complainedRecipients"))]
-    else:
-        recipients = _sequence(detail.get("recipients"))
-    recipients = [r for r in (_valid_address(r) for r in recipients[:50]) if r]
     bounce_type = str(detail.get("bounceType", ""))[:32] if kind == SESEvent.Kind.BOUNCE else ""
     delivery = Delivery.objects.filter(ses_message_id=ses_message_id).first() if ses_message_id else None
 
@@ -1049,6 +1045,16 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
                 suppress_address(email=email, reason=Suppression.Reason.COMPLAINT, detail=json_detail(detail))
     check_reputation()
     return event
+
+
+def _named_recipients(kind: str, detail: dict) -> list[str]:
+    if kind == SESEvent.Kind.BOUNCE:
+        named = [_mapping(r).get("emailAddress") for r in _sequence(detail.get("bouncedRecipients"))]
+    elif kind == SESEvent.Kind.COMPLAINT:
+        named = [_mapping(r).get("emailAddress") for r in _sequence(detail.get("complainedRecipients"))]
+    else:
+        named = _sequence(detail.get("recipients"))
+    return [r for r in (_valid_address(r) for r in named[:50]) if r]
 
 
 def _mapping(value) -> dict:
