@@ -27,6 +27,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import get_connection
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django_ses import SESBackend
 
 from mailer import pacing
@@ -305,6 +307,14 @@ def _pace_on_the_wire(**kwargs) -> None:
 
 _shared_lock = threading.Lock()
 _process_connection: tuple = (None, None)  # (what it was made for, the backend)
+_CONNECTION_SETTINGS = ("EMAIL_BACKEND", "AWS_SES_REGION_NAME", "AWS_SES_REGION_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")
+
+
+@receiver(setting_changed)
+def _forget_connection(*, setting, **kwargs):
+    global _process_connection
+    if setting in _CONNECTION_SETTINGS:
+        _process_connection = (None, None)
 
 
 def reusable_connection():
@@ -313,17 +323,12 @@ def reusable_connection():
     Creating a boto3 session and client costs about 100 ms of CPU and ~10 MB
     (bench/README.md); botocore clients are thread-safe, and django-ses's
     backend keeps no per-send state. Keyed by process (a forked worker makes
-    its own) and by the settings it was made from (tests change them). Sends
-    through it are paced as they leave (`_pace_on_the_wire`).
+    its own) and by the settings it was made from, and forgotten when one of
+    them is changed (tests do: a new endpoint can get an old one's address).
+    Sends through it are paced as they leave (`_pace_on_the_wire`).
     """
     global _process_connection
-    key = (
-        os.getpid(),
-        settings.EMAIL_BACKEND,
-        settings.AWS_SES_REGION_NAME,
-        settings.AWS_SES_REGION_ENDPOINT_URL,
-        settings.AWS_ACCESS_KEY_ID,
-    )
+    key = (os.getpid(), *(getattr(settings, name) for name in _CONNECTION_SETTINGS))
     made_for, connection = _process_connection
     if made_for != key:
         with _shared_lock:

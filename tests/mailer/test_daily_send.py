@@ -367,7 +367,9 @@ def test_an_edited_question_is_rendered_afresh():
 
 
 @pytest.mark.parametrize("vendor", ["postgresql", "other"])  # one statement of arrays, or Django's bulk_update
-def test_outcomes_are_written_only_to_rows_the_claim_still_holds(vendor, monkeypatch):
+def test_outcomes_are_written_only_to_rows_the_claim_still_holds(vendor, monkeypatch, request):
+    if vendor == "postgresql":
+        request.getfixturevalue("postgres")  # its statement runs on PostgreSQL only
     make_questions("backend", 1)
     for name in "abc":
         make_subscriber(f"{name}@example.org")
@@ -428,7 +430,9 @@ def test_the_end_of_a_run_is_cut_into_smaller_batches_for_every_worker_slot(sett
 
 
 @pytest.mark.parametrize("vendor", ["postgresql", "other"])  # one INSERT of arrays, or Django's bulk_create
-def test_a_run_gets_one_row_per_due_subscription_however_often_it_is_created(vendor, monkeypatch):
+def test_a_run_gets_one_row_per_due_subscription_however_often_it_is_created(vendor, monkeypatch, request):
+    if vendor == "postgresql":
+        request.getfixturevalue("postgres")  # its statement runs on PostgreSQL only
     make_questions("backend", 3)
     make_subscriber("daily@example.org", next_position=2)
     make_subscriber("weekly@example.org", frequency="weekly")

@@ -174,8 +174,9 @@ def test_admin_adds_questions_at_the_end_or_where_asked(admin_client):
 
 
 @pytest.mark.parametrize("category_configured", [False, True])
-def test_questions_added_at_once_to_an_empty_category_get_their_own_places(category_configured):
-    # One admin's save is still open when another's starts: the second waits for the category.
+def test_questions_added_at_once_to_an_empty_category_get_their_own_places(category_configured, postgres):
+    # One admin's save is still open when another's starts: the second waits for the category
+    # (a row lock: on SQLite the second writer fails with "database table is locked" instead).
     if category_configured:
         CategorySettings.objects.create(category="frontend", start_position=1)
     first_saved, second_done = threading.Event(), threading.Event()

@@ -424,6 +424,16 @@ def test_transactional_mails_reuse_one_ses_connection(fake_ses, eager_tasks, dja
     assert fake_ses.connections - before == 1
 
 
+def test_setting_the_endpoint_again_gives_a_new_process_connection(fake_ses, settings):
+    first = ses.reusable_connection()
+    assert ses.reusable_connection() is first
+    # A new endpoint can get the address of one gone before it (a test's fake
+    # SES, on a port used before): the old client's kept-alive sockets would
+    # still reach the old one's handlers.
+    settings.AWS_SES_REGION_ENDPOINT_URL = fake_ses.url
+    assert ses.reusable_connection() is not first
+
+
 def test_every_send_on_the_shared_connection_takes_a_slot_as_it_leaves(fake_ses, settings):
     from django.core.mail import EmailMessage
 

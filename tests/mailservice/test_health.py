@@ -120,7 +120,16 @@ def test_healthz_refuses_post(client):
 
 
 @pytest.mark.django_db
-def test_healthz_asks_ses_once_however_many_ask_at_the_same_time(client, counting_ses):
+def test_healthz_asks_ses_once_however_many_ask_at_the_same_time(client, counting_ses, redis_url, settings):
+    # The gate is an add to the shared cache, atomic on Redis (production's cache);
+    # Django's file cache, the default without REDIS_URL, checks and then writes.
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+        }
+    }
     counting_ses.quota_latency = 0.3  # the requests overlap while SES is being asked
 
     def ask(_):
