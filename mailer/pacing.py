@@ -8,7 +8,8 @@ first takes a slot from one schedule kept in Redis (GCRA: slots are spaced
 Bulk sends (the daily mail) may only book the next slots, no further ahead
 than the block they ask for; transactional ones (verification codes) may
 book far ahead, so a running daily send cannot keep a visitor's code
-waiting for more than a few milliseconds.
+waiting for more than a few tens of milliseconds (what the bulk senders
+booked, at most 2 x BINDING_SPAN).
 
 Slots are spaced for MARGIN (97%) of the rate: a sender wakes for its slot
 a few milliseconds late now and then, and the next one on time; the margin
@@ -20,9 +21,12 @@ the schedule; while the rate binds, one for each sender waiting, within
 BINDING_SPAN): one thread books while the others wait for its call, so one
 Redis call serves several sends, and they share the slots in order. A
 binding rate with one slot per call made a Redis call per mail and cost a
-capped send a fifth of its speed (bench/README.md). A slot
-left unused for STALE seconds is dropped, never sent on late: late sends
-would bunch with the next slots' and crowd a second.
+capped send a fifth of its speed (bench/README.md). A booking may be
+granted up to BINDING_SPAN ahead of now: a schedule left behind now is time
+no one sends in, and a booker told to come back when its slot was next had
+to wake within that slot's interval, which a thread waiting a GIL switch or
+two missed. A slot left unused for STALE seconds is dropped, never sent on
+late: late sends would bunch with the next slots' and crowd a second.
 """
 
 import logging
@@ -136,10 +140,13 @@ class Pacer:
                 return due, slot
 
     def _book_bulk(self, interval: float, count: int, timeout: float) -> list[tuple[float, float]]:
-        # May be granted up to one block ahead: when the rate does not bind, the
-        # other processes' blocks are just ahead of now, and a booker refused
-        # until they pass made one Redis call in two a refusal (bench/README.md).
-        booked = self._book_slots(interval, ahead=count * interval, count=count, timeout=timeout)
+        # May be granted up to one block (and BINDING_SPAN) ahead: when the rate
+        # does not bind, the other processes' blocks are just ahead of now, and a
+        # booker refused until they pass made one Redis call in two a refusal;
+        # when it binds, a booker sent to sleep until its slot was next woke
+        # late now and then, and the schedule had fallen behind now, its
+        # capacity lost (bench/README.md).
+        booked = self._book_slots(interval, ahead=max(count * interval, BINDING_SPAN), count=count, timeout=timeout)
         # Binding: the block had to be waited for (refused, or granted ahead of
         # now). At high rates another process's block alone is ahead by a
         # fraction of a millisecond: that is no sign of the rate binding.
