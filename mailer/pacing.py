@@ -6,10 +6,10 @@ first takes a slot from one schedule kept in Redis (GCRA: slots are spaced
 1/rate apart, so no one-second window ever holds more than the rate).
 
 Bulk sends (the daily mail) may only book the next slots, no further ahead
-than the block they ask for; transactional ones (verification codes) may
-book far ahead, so a running daily send cannot keep a visitor's code
-waiting for more than a few tens of milliseconds (what the bulk senders
-booked, at most 2 x BINDING_SPAN).
+than the block they ask for or BINDING_SPAN; transactional ones
+(verification codes) may book far ahead, so a running daily send keeps a
+visitor's code waiting for no more than what the bulk senders booked: a
+block, granted at most BINDING_SPAN (or one slot) ahead of now.
 
 Slots are spaced for MARGIN (97%) of the rate: a sender wakes for its slot
 a few milliseconds late now and then, and the next one on time; the margin
