@@ -377,11 +377,11 @@ def manage_path(subscriber_id: int) -> str:
 
 
 def manage_url(subscriber_id: int) -> str:
-    return ReaderLinks.routed().manage_url(subscriber_id)
+    return _put_token(_absolute_route("subscriptions:manage"), _manage_token(subscriber_id))
 
 
 def unsubscribe_url(subscriber_id: int, category: str | None = None) -> str:
-    return ReaderLinks.routed().unsubscribe_url(subscriber_id, category)
+    return _put_token(_absolute_route("subscriptions:unsubscribe"), _unsubscribe_token(subscriber_id, category))
 
 
 def _manage_token(subscriber_id: int) -> str:
@@ -427,7 +427,7 @@ def _absolute_route(name: str) -> tuple[str, str, str]:
 def _put_token(route: tuple[str, str, str], token: str) -> str:
     name, before, after = route
     if not _TOKEN_CHARACTERS.fullmatch(token):
-        return absolute_url(reverse(name, args=[token]))
+        return absolute_url(token_path(name, token))  # reversed, quoted as reverse() does
     return before + token + after
 
 

@@ -330,13 +330,9 @@ def test_a_booked_slot_left_unused_is_dropped_not_sent_on_late(redis_url, settin
     pacing.reset_schedule()
 
 
-def test_waiting_bulk_senders_of_a_process_share_one_booking(redis_url, settings):
-    import threading
-
-    settings.REDIS_URL = redis_url
-    pacing.reset_schedule()
-    pacer = pacing.Pacer()
-    answers = []  # granted or refused, per call to Redis
+def redis_answers(pacer: pacing.Pacer) -> list[bool]:
+    """Whether each of `pacer`'s calls to the Redis schedule was granted, as they are made."""
+    answers = []
     book = pacer._book
 
     def counted_book(*args):
@@ -345,6 +341,16 @@ def test_waiting_bulk_senders_of_a_process_share_one_booking(redis_url, settings
         return answer
 
     pacer._book = counted_book
+    return answers
+
+
+def test_waiting_bulk_senders_of_a_process_share_one_booking(redis_url, settings):
+    import threading
+
+    settings.REDIS_URL = redis_url
+    pacing.reset_schedule()
+    pacer = pacing.Pacer()
+    answers = redis_answers(pacer)  # granted or refused, per call to Redis
     rounds, senders = 10, 16
     together = threading.Barrier(senders)
 
@@ -373,15 +379,7 @@ def test_while_the_rate_binds_one_booking_serves_the_waiting_senders(redis_url, 
     pacing.reset_schedule()
     pacer = pacing.Pacer()
     rate = 400.0  # 5 ms of the schedule holds one slot, 20 ms hold seven
-    answers, slots = [], []
-    book = pacer._book
-
-    def counted_book(*args):
-        answer = book(*args)
-        answers.append(answer[0])
-        return answer
-
-    pacer._book = counted_book
+    answers, slots = redis_answers(pacer), []
 
     def sender():
         for _ in range(20):
@@ -411,21 +409,14 @@ def test_a_bulk_booking_is_granted_ahead_not_refused_until_the_schedule_comes(re
     interval = 1 / (500.0 * pacing.MARGIN)
     # The other process booked ~16 ms of the schedule for its waiting senders.
     theirs = other._book_slots(interval, ahead=1.0, count=8, timeout=5)
-    answers = []
-    book = pacer._book
-
-    def counted_book(*args):
-        answers.append(book(*args))
-        return answers[-1]
-
-    pacer._book = counted_book
+    answers = redis_answers(pacer)
     [(_due, slot)] = pacer._book_bulk(interval, 1, timeout=5)
 
     # Granted at once, up to BINDING_SPAN ahead. Refused until the schedule was
     # one slot ahead, a booker had to wake within that slot's 2 ms: one that
     # waited a GIL switch or two longer left the schedule behind now, and the
     # time it overslept was lost to every sender (bench/README.md).
-    assert [granted for granted, _seconds, _slot in answers] == [True]
+    assert answers == [True]
     assert slot >= theirs[-1][1] + interval * 0.999
     pacing.reset_schedule()
 
