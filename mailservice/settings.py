@@ -118,6 +118,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "mailservice.middleware.ContentSecurityPolicyMiddleware",
+    # Before anything reads a form: an unreadable one is a 400 here, not a 500 later.
+    "mailservice.middleware.RejectUnreadableFormsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
