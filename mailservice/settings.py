@@ -9,6 +9,7 @@ is missing. `.env.example` documents every variable.
 """
 
 import os
+from datetime import timedelta
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -110,6 +111,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "mailservice",
     "subscriptions",
     "mailer",
@@ -127,6 +129,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for too many failures into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mailservice.urls"
@@ -402,6 +406,27 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# --- Admin login -----------------------------------------------------------------------
+
+# Password guessing is counted per client (an IPv6 client by its /64) and per
+# (username, client) in the shared cache, never per username alone: someone
+# else's guesses must not lock the real admin out (mailservice/login_limits.py).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "mailservice.login_limits.LoginFailures"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURES_PER_USERNAME", 5)
+ADMIN_LOGIN_FAILURES_PER_CLIENT = env_int("ADMIN_LOGIN_FAILURES_PER_CLIENT", 20)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_USERNAME_CALLABLE = "mailservice.login_limits.login_username"
+AXES_CLIENT_IP_CALLABLE = "mailservice.login_limits.login_client"
+AXES_LOCKOUT_CALLABLE = "mailservice.login_limits.lockout_response"
+# The cache handler keeps no records in the database for the admin to show.
+AXES_ENABLE_ADMIN = False
+if AXES_FAILURE_LIMIT < 1 or ADMIN_LOGIN_FAILURES_PER_CLIENT < AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured(
+        "ADMIN_LOGIN_FAILURES_PER_CLIENT must be at least ADMIN_LOGIN_FAILURES_PER_USERNAME, which must be at least 1."
+    )
 
 # --- Logging -------------------------------------------------------------------------------
 
