@@ -436,10 +436,23 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     # A 503 (/healthz, the subscribe form while SES is down) is an answer, not an
     # error: its cause is already logged as a warning, and it must not mail ADMINS.
-    "filters": {"not_unavailable_answers": {"()": "mailservice.logging.SkipUnavailableAnswers"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "not_unavailable_answers": {"()": "mailservice.logging.SkipUnavailableAnswers"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Errors mail ADMINS through SES: once per kind and place per 15 minutes,
+        # at most 10 an hour (mailservice/logging.py), so no request can spend the quota.
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "mailservice.logging.ThrottledAdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
         "django.request": {"level": "ERROR", "filters": ["not_unavailable_answers"]},
         "botocore": {"level": "WARNING"},
         # moto's server logs every request of the local SES emulator.
