@@ -407,6 +407,14 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# --- Health -------------------------------------------------------------------------------
+
+# /healthz is public and answers only whether DailyQ is up (200 or 503). Which
+# part failed, and the workers' heartbeat, go to requests bearing
+# "Authorization: Bearer <HEALTHZ_TOKEN>", and to everyone in development.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
+HEALTHZ_PUBLIC_DETAILS = env_bool("HEALTHZ_PUBLIC_DETAILS", not PRODUCTION)
+
 # --- Admin login -----------------------------------------------------------------------
 
 # Password guessing is counted per client (an IPv6 client by its /64) and per

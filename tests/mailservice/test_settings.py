@@ -37,6 +37,7 @@ print(json.dumps({
     "TIME_ZONE": settings.TIME_ZONE,
     "USE_TZ": settings.USE_TZ,
     "SITE_URL": settings.SITE_URL,
+    "HEALTHZ_PUBLIC_DETAILS": settings.HEALTHZ_PUBLIC_DETAILS,
 }))
 """
 
@@ -77,6 +78,7 @@ def test_nothing_configured_runs_on_the_embedded_defaults(tmp_path):
     assert loaded["SES_ENDPOINT"] == "http://127.0.0.1:4579"
     assert loaded["TIME_ZONE"] == "Asia/Seoul"
     assert loaded["USE_TZ"] is True
+    assert loaded["HEALTHZ_PUBLIC_DETAILS"] is True  # make run's /healthz shows what failed
     # The embedded default keeps its state under VAR_DIR.
     assert (tmp_path / "var" / "celery" / "queue").is_dir()
 
@@ -111,6 +113,7 @@ def test_production_is_valid_with_every_required_setting(tmp_path):
     assert loaded["PRODUCTION"] is True
     assert loaded["DEBUG"] is False
     assert loaded["SES_EMULATOR"] is False
+    assert loaded["HEALTHZ_PUBLIC_DETAILS"] is False
 
 
 def test_production_refuses_to_start_and_names_every_missing_setting(tmp_path):
