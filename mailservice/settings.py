@@ -117,8 +117,11 @@ INSTALLED_APPS = [
     "mailer",
 ]
 
+# The header middleware comes first: WhiteNoise (production) answers static
+# files from its place below them, and those need the headers too.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mailservice.middleware.ContentSecurityPolicyMiddleware",
     # Before anything reads a form: an unreadable one is a 400 here, not a 500 later.
     "mailservice.middleware.RejectUnreadableFormsMiddleware",
@@ -128,7 +131,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: turns a login refused for too many failures into its 429.
     "axes.middleware.AxesMiddleware",
 ]

@@ -178,3 +178,30 @@ def test_empty_values_count_as_unset(tmp_path):
     assert loaded["PRODUCTION"] is False
     assert loaded["ENGINE"] == "django.db.backends.sqlite3"
     assert loaded["SITE_URL"] == "http://127.0.0.1:8000"
+
+
+STATIC_HEADERS = """
+import json, django
+from django.conf import settings
+django.setup()
+from django.core.management import call_command
+from django.test import Client
+call_command("collectstatic", interactive=False, verbosity=0)
+from django.contrib.staticfiles.storage import staticfiles_storage
+response = Client().get(staticfiles_storage.url("css/site.css"), secure=True, headers={"host": "dailyq.example.com"})
+print(json.dumps({"status": response.status_code, **{name: response.get(name) for name in HEADERS}}))
+"""
+
+
+def test_static_files_in_production_carry_the_security_headers(tmp_path):
+    # WhiteNoise answers static files from inside the middleware stack, before the views'.
+    headers = ["X-Frame-Options", "Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"]
+    env = {**PRODUCTION_ENV, "STATIC_ROOT": str(tmp_path / "static")}
+    result = run_python(["-c", f"HEADERS = {headers!r}\n" + STATIC_HEADERS], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 200
+    assert answer["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in answer["Content-Security-Policy"]
+    assert answer["X-Content-Type-Options"] == "nosniff"
+    assert answer["Referrer-Policy"] == "same-origin"
