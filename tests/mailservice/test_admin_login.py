@@ -61,6 +61,7 @@ def test_a_locked_out_client_is_told_when_to_come_back(admin_user):
     response = Client().post("/admin/login/", {"username": "victimadmin", "password": "x"}, REMOTE_ADDR=ATTACKER)
     assert response.status_code == 429
     assert 0 < int(response["Retry-After"]) <= 15 * 60
+    assert "15분" in response.content.decode()  # in Korean, the default language
 
 
 def test_addresses_of_one_ipv6_network_count_as_one_client(admin_user):

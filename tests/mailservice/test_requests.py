@@ -51,6 +51,7 @@ def test_a_form_post_declaring_another_charset_is_a_400_at_every_door(doors, set
     for door, path in paths.items():
         response = client.generic("POST", path, body, content_type=UTF16_FORM)
         assert response.status_code == 400, (door, response.status_code)
+        assert "양식을 읽을 수 없습니다" in response.content.decode(), door
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.ACTIVE
     assert mail.outbox == []
