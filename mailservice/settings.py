@@ -433,6 +433,7 @@ AXES_CLIENT_IP_CALLABLE = "mailservice.login_limits.login_client"
 AXES_LOCKOUT_CALLABLE = "mailservice.login_limits.lockout_response"
 # The cache handler keeps no records in the database for the admin to show.
 AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False  # no banner at every start; failures are still logged
 if AXES_FAILURE_LIMIT < 1 or ADMIN_LOGIN_FAILURES_PER_CLIENT < AXES_FAILURE_LIMIT:
     raise ImproperlyConfigured(
         "ADMIN_LOGIN_FAILURES_PER_CLIENT must be at least ADMIN_LOGIN_FAILURES_PER_USERNAME, which must be at least 1."
