@@ -53,8 +53,8 @@ def test_every_route_has_a_sample_that_reaches_it():
     for number, (route, _pattern, path) in enumerate(ROUTES):
         assert path is not None, f"add a sample for {route!r} to REGEX_SAMPLES"
         match = resolve(path)
-        # A route may stand behind an earlier one with the same path (the project's own admin
-        # login before the admin's; the admin's catch-all behind everything).
+        # A route may stand behind an earlier one with the same path (a project view put
+        # before one of the admin's; the admin's catch-all behind everything).
         shadowed = any(earlier == path for _r, _p, earlier in ROUTES[:number]) or route.endswith("(?P<url>.*)$")
         assert match.route == route.replace("/^", "/") or shadowed, (route, path, match.route)
 
