@@ -154,6 +154,7 @@ def test_production_refuses_debug_on(tmp_path):
         ({"TRUSTED_PROXY_COUNT": "two"}, "TRUSTED_PROXY_COUNT='two' is not an integer"),
         ({"DJANGO_ENV": "staging"}, "DJANGO_ENV='staging'"),
         ({"SITE_URL": "dailyq.example.com"}, "must be an absolute http(s) URL"),
+        ({"ADMIN_LOGIN_FAILURES_PER_CLIENT": "2"}, "ADMIN_LOGIN_FAILURES_PER_CLIENT must be at least"),
     ],
 )
 def test_malformed_values_get_a_clear_error(tmp_path, env, message):
