@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 WEB_PORT ?= 8000
 
-.PHONY: run test lint format venv outbox clean messages bench
+.PHONY: run test lint format venv outbox clean messages bench audit
 
 venv: $(STAMP)
 
@@ -39,6 +39,12 @@ lint: venv
 format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Known vulnerabilities in the pinned dependencies (README, "Security"). Needs a
+# vulnerability database: PyPI's JSON API, or OSV with PIP_AUDIT_ARGS="-s osv".
+# --strict fails when a package could not be checked instead of passing it over.
+audit: venv
+	$(BIN)/pip-audit --strict -r requirements-dev.txt $(PIP_AUDIT_ARGS)
 
 outbox: venv
 	$(BIN)/python manage.py outbox

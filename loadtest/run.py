@@ -136,6 +136,8 @@ def app_env(args, *, port: int, ses_url: str, static_root: str, var_dir: str) ->
             # Plain http on loopback: no https redirect, cookies not https-only.
             "SECURE_SSL_REDIRECT": "false",
             "SECURE_COOKIES": "false",
+            # wait_for_health reads the worker heartbeat from /healthz.
+            "HEALTHZ_PUBLIC_DETAILS": "true",
             "DATABASE_URL": args.database_url,
             "REDIS_URL": args.redis_url,
             "CELERY_BROKER_URL": args.redis_url,

@@ -1,5 +1,6 @@
 """Reads about the service itself: health of the parts it depends on."""
 
+import hmac
 import logging
 import os
 import time
@@ -130,3 +131,16 @@ def service_health() -> dict:
         "checks": {name: check.as_dict() for name, check in checks.items()},
         "worker": {"last_heartbeat": _last_heartbeat()},
     }
+
+
+def may_see_health_details(*, authorization: str) -> bool:
+    """Whether a /healthz request, by its Authorization header, is shown what failed and the heartbeat."""
+    if settings.HEALTHZ_PUBLIC_DETAILS:
+        return True
+    scheme, _, token = authorization.partition(" ")
+    expected = settings.HEALTHZ_TOKEN
+    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def public_health(report: dict) -> dict:
+    return {"status": report["status"]}

@@ -9,6 +9,7 @@ is missing. `.env.example` documents every variable.
 """
 
 import os
+from datetime import timedelta
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -110,21 +111,28 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "mailservice",
     "subscriptions",
     "mailer",
 ]
 
+# The header middleware comes first: WhiteNoise (production) answers static
+# files from its place below them, and those need the headers too.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mailservice.middleware.ContentSecurityPolicyMiddleware",
+    # Before anything reads a form: an unreadable one is a 400 here, not a 500 later.
+    "mailservice.middleware.RejectUnreadableFormsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for too many failures into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mailservice.urls"
@@ -401,6 +409,36 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# --- Health -------------------------------------------------------------------------------
+
+# /healthz is public and answers only whether DailyQ is up (200 or 503). Which
+# part failed, and the workers' heartbeat, go to requests bearing
+# "Authorization: Bearer <HEALTHZ_TOKEN>", and to everyone in development.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
+HEALTHZ_PUBLIC_DETAILS = env_bool("HEALTHZ_PUBLIC_DETAILS", not PRODUCTION)
+
+# --- Admin login -----------------------------------------------------------------------
+
+# Password guessing is counted per client (an IPv6 client by its /64) and per
+# (username, client) in the shared cache, never per username alone: someone
+# else's guesses must not lock the real admin out (mailservice/login_limits.py).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "mailservice.login_limits.LoginFailures"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURES_PER_USERNAME", 5)
+ADMIN_LOGIN_FAILURES_PER_CLIENT = env_int("ADMIN_LOGIN_FAILURES_PER_CLIENT", 20)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_USERNAME_CALLABLE = "mailservice.login_limits.login_username"
+AXES_CLIENT_IP_CALLABLE = "mailservice.login_limits.login_client"
+AXES_LOCKOUT_CALLABLE = "mailservice.login_limits.lockout_response"
+# The cache handler keeps no records in the database for the admin to show.
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False  # no banner at every start; failures are still logged
+if AXES_FAILURE_LIMIT < 1 or ADMIN_LOGIN_FAILURES_PER_CLIENT < AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured(
+        "ADMIN_LOGIN_FAILURES_PER_CLIENT must be at least ADMIN_LOGIN_FAILURES_PER_USERNAME, which must be at least 1."
+    )
+
 # --- Logging -------------------------------------------------------------------------------
 
 LOGGING = {
@@ -409,10 +447,23 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     # A 503 (/healthz, the subscribe form while SES is down) is an answer, not an
     # error: its cause is already logged as a warning, and it must not mail ADMINS.
-    "filters": {"not_unavailable_answers": {"()": "mailservice.logging.SkipUnavailableAnswers"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "not_unavailable_answers": {"()": "mailservice.logging.SkipUnavailableAnswers"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Errors mail ADMINS through SES: once per kind and place per 15 minutes,
+        # at most 10 an hour (mailservice/logging.py), so no request can spend the quota.
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "mailservice.logging.ThrottledAdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
         "django.request": {"level": "ERROR", "filters": ["not_unavailable_answers"]},
         "botocore": {"level": "WARNING"},
         # moto's server logs every request of the local SES emulator.

@@ -7,7 +7,6 @@ from mailer.webhooks import SESEventsView
 from mailservice import views
 
 urlpatterns = [
-    path(settings.ADMIN_URL + "login/", views.admin_login, name="admin-login"),
     path(settings.ADMIN_URL + "dashboard/", admin.site.admin_view(dashboard), name="dashboard"),
     path(settings.ADMIN_URL, admin.site.urls),
     path("healthz", views.healthz, name="healthz"),

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,8 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from django.urls import reverse
 from django.utils import timezone
-from django_ses.utils import clear_cert_cache
+from django_ses import utils as ses_utils
 
+from mailer import webhooks
 from mailer.models import Delivery, SendingState, SendRun, SESEvent, Suppression
 from mailer.services import resume_sending
 from subscriptions.models import Subscriber
@@ -50,11 +52,11 @@ def sns(signing_key, settings):
     """The SNS side: the signing certificate served at its AWS URL (mocked, offline)."""
     settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = [TOPIC]
     _key, pem = signing_key
-    clear_cert_cache()
+    webhooks.forget_certificates()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(CERT_URL, body=pem)
         yield mock
-    clear_cert_cache()
+    webhooks.forget_certificates()
 
 
 def signed(signing_key, notification: dict) -> dict:
@@ -219,3 +221,99 @@ def test_reputation_guard_waits_for_enough_data(client, sns, signing_key, settin
         client, signed(signing_key, notification(ses_message("Bounce", "r0@example.org", deliveries[0].ses_message_id)))
     )
     assert not SendingState.objects.filter(paused=True).exists()
+
+
+# --- Forged posts cost a 400 and nothing else ---------------------------------------------
+
+
+@pytest.fixture
+def no_network(settings):
+    """Every outbound request fails and is recorded: a forged post must make none."""
+    settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = [TOPIC]
+    webhooks.forget_certificates()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+    webhooks.forget_certificates()
+
+
+def forged(*, topic=TOPIC, cert_url=CERT_URL) -> dict:
+    payload = notification(ses_message("Bounce", "victim@example.org", "ses-x"), topic=topic)
+    return {
+        **payload,
+        "SignatureVersion": "1",
+        "SigningCertURL": cert_url,
+        "Signature": base64.b64encode(b"x" * 256).decode(),
+    }
+
+
+def test_a_post_from_an_untrusted_topic_fetches_no_certificate(client, no_network):
+    other_cert = (
+        "https://sns.ap-northeast-2.amazonaws.com/SimpleNotificationService-00112233445566778899aabbccddeeff.pem"
+    )
+    response = post(client, forged(topic=TOPIC + "-evil", cert_url=other_cert))
+    assert response.status_code == 400
+    assert [call.request.url for call in no_network.calls] == []
+
+
+@pytest.mark.parametrize(
+    "cert_url",
+    [
+        "https://sns.ap-northeast-2.amazonaws.com/SimpleNotificationService-" + "a" * 200_000 + ".pem",
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem",
+        "https://sns.ap-northeast-2.amazonaws.com.evil.example/SimpleNotificationService-0123456789abcdef.pem",
+        "https://sns.ap-northeast-2.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem?x=1",
+        "https://sns.ap-northeast-2.amazonaws.com:8443/SimpleNotificationService-0123456789abcdef.pem",
+        "https://sns.ap-northeast-2.amazonaws.com/other/SimpleNotificationService-0123456789abcdef.pem",
+        "http://sns.ap-northeast-2.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem",
+    ],
+    ids=["200-kB-name", "another-region", "look-alike-host", "query", "port", "path", "http"],
+)
+def test_a_certificate_url_not_of_the_topics_sns_region_is_never_fetched(client, no_network, cert_url):
+    assert post(client, forged(cert_url=cert_url)).status_code == 400
+    assert [call.request.url for call in no_network.calls] == []
+
+
+def test_deeply_nested_json_is_a_400(client, no_network):
+    for body in (b"[" * 100_000, b'{"a":' * 100_000, b'{"Type": ' + b"[" * 100_000):
+        response = client.post(reverse("ses-events"), data=body, content_type="text/plain")
+        assert response.status_code == 400
+    assert [call.request.url for call in no_network.calls] == []
+
+
+def test_certificate_downloads_and_the_certificates_kept_are_bounded(client, no_network):
+    no_network.get(re.compile(r"https://sns\.ap-northeast-2\.amazonaws\.com/.*"), status=404)
+    for n in range(50):
+        cert_url = f"https://sns.ap-northeast-2.amazonaws.com/SimpleNotificationService-{n:032x}.pem"
+        assert post(client, forged(cert_url=cert_url)).status_code == 400
+    # A topic's name is no secret: posts naming it with certificate URLs of its region
+    # may cost a download each, but only a few per period, and each process keeps a few.
+    assert len(no_network.calls) <= 10
+    assert len(ses_utils._CERT_CACHE) == 0
+    assert len(webhooks.certificates) <= webhooks.certificates.maxsize
+
+
+def test_a_failed_certificate_download_is_tried_again_after_a_minute(client, signing_key, settings, monkeypatch):
+    settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = [TOPIC]
+    now = [1000.0]
+    monkeypatch.setattr(webhooks, "_now", lambda: now[0])
+    webhooks.forget_certificates()
+    delivery = sent_delivery("ok@example.org")
+    payload = signed(signing_key, notification(ses_message("Delivery", "ok@example.org", delivery.ses_message_id)))
+    with responses.RequestsMock() as sns:
+        sns.get(CERT_URL, status=503)
+        sns.get(CERT_URL, body=signing_key[1])
+        assert post(client, payload).status_code == 400
+        assert post(client, payload).status_code == 400  # SNS retries soon: no second download yet
+        assert len(sns.calls) == 1
+        now[0] += 61
+        assert post(client, payload).status_code == 200
+        assert len(sns.calls) == 2
+    webhooks.forget_certificates()
+    assert SESEvent.objects.count() == 1
+
+
+def test_a_signed_notification_whose_message_is_not_json_is_acknowledged_and_ignored(client, sns, signing_key):
+    for message in ("[" * 100_000, "not json", "[1, 2]"):
+        payload = signed(signing_key, {**notification({}), "Message": message})
+        assert post(client, payload).status_code == 200
+    assert not SESEvent.objects.exists()

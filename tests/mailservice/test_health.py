@@ -177,3 +177,45 @@ def test_healthz_reports_an_ses_failure_until_it_asks_again(client, counting_ses
     time.sleep(1.2)
     assert get_health(client)[0] == 200
     assert counting_ses.quota_calls == 1
+
+
+# /healthz is public: the world learns whether DailyQ is up, operators learn why.
+
+HEALTHZ_TOKEN = "operator-token-0123456789abcdef"
+
+
+@pytest.fixture
+def production_health(settings):
+    settings.HEALTHZ_PUBLIC_DETAILS = False
+    settings.HEALTHZ_TOKEN = HEALTHZ_TOKEN
+
+
+@pytest.mark.django_db
+def test_healthz_tells_the_public_only_whether_it_is_up(client, ses, production_health, settings):
+    response = client.get(reverse("healthz"))
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+    settings.AWS_SES_REGION_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"
+    cache.delete(selectors.SES_GATE_KEY)
+    response = client.get(reverse("healthz"))
+    assert (response.status_code, response.json()) == (503, {"status": "error"})
+
+
+@pytest.mark.django_db
+def test_healthz_details_go_to_requests_bearing_the_token(client, ses, production_health):
+    services.record_heartbeat()
+    response = client.get(reverse("healthz"), headers={"Authorization": f"Bearer {HEALTHZ_TOKEN}"})
+    body = response.json()
+    assert response.status_code == 200
+    assert set(body["checks"]) == {"database", "broker", "ses"}
+    assert body["worker"]["last_heartbeat"]
+
+    for wrong in (f"Bearer {HEALTHZ_TOKEN[:-1]}", HEALTHZ_TOKEN, "Bearer ", f"Basic {HEALTHZ_TOKEN}"):
+        assert client.get(reverse("healthz"), headers={"Authorization": wrong}).json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_healthz_without_a_token_configured_shows_details_to_no_one(client, ses, production_health, settings):
+    settings.HEALTHZ_TOKEN = ""
+    for header in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer"}):
+        assert client.get(reverse("healthz"), headers=header).json() == {"status": "ok"}

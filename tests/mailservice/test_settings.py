@@ -37,6 +37,7 @@ print(json.dumps({
     "TIME_ZONE": settings.TIME_ZONE,
     "USE_TZ": settings.USE_TZ,
     "SITE_URL": settings.SITE_URL,
+    "HEALTHZ_PUBLIC_DETAILS": settings.HEALTHZ_PUBLIC_DETAILS,
 }))
 """
 
@@ -77,6 +78,7 @@ def test_nothing_configured_runs_on_the_embedded_defaults(tmp_path):
     assert loaded["SES_ENDPOINT"] == "http://127.0.0.1:4579"
     assert loaded["TIME_ZONE"] == "Asia/Seoul"
     assert loaded["USE_TZ"] is True
+    assert loaded["HEALTHZ_PUBLIC_DETAILS"] is True  # make run's /healthz shows what failed
     # The embedded default keeps its state under VAR_DIR.
     assert (tmp_path / "var" / "celery" / "queue").is_dir()
 
@@ -111,6 +113,7 @@ def test_production_is_valid_with_every_required_setting(tmp_path):
     assert loaded["PRODUCTION"] is True
     assert loaded["DEBUG"] is False
     assert loaded["SES_EMULATOR"] is False
+    assert loaded["HEALTHZ_PUBLIC_DETAILS"] is False
 
 
 def test_production_refuses_to_start_and_names_every_missing_setting(tmp_path):
@@ -151,6 +154,7 @@ def test_production_refuses_debug_on(tmp_path):
         ({"TRUSTED_PROXY_COUNT": "two"}, "TRUSTED_PROXY_COUNT='two' is not an integer"),
         ({"DJANGO_ENV": "staging"}, "DJANGO_ENV='staging'"),
         ({"SITE_URL": "dailyq.example.com"}, "must be an absolute http(s) URL"),
+        ({"ADMIN_LOGIN_FAILURES_PER_CLIENT": "2"}, "ADMIN_LOGIN_FAILURES_PER_CLIENT must be at least"),
     ],
 )
 def test_malformed_values_get_a_clear_error(tmp_path, env, message):
@@ -175,3 +179,30 @@ def test_empty_values_count_as_unset(tmp_path):
     assert loaded["PRODUCTION"] is False
     assert loaded["ENGINE"] == "django.db.backends.sqlite3"
     assert loaded["SITE_URL"] == "http://127.0.0.1:8000"
+
+
+STATIC_HEADERS = """
+import json, django
+from django.conf import settings
+django.setup()
+from django.core.management import call_command
+from django.test import Client
+call_command("collectstatic", interactive=False, verbosity=0)
+from django.contrib.staticfiles.storage import staticfiles_storage
+response = Client().get(staticfiles_storage.url("css/site.css"), secure=True, headers={"host": "dailyq.example.com"})
+print(json.dumps({"status": response.status_code, **{name: response.get(name) for name in HEADERS}}))
+"""
+
+
+def test_static_files_in_production_carry_the_security_headers(tmp_path):
+    # WhiteNoise answers static files from inside the middleware stack, before the views'.
+    headers = ["X-Frame-Options", "Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"]
+    env = {**PRODUCTION_ENV, "STATIC_ROOT": str(tmp_path / "static")}
+    result = run_python(["-c", f"HEADERS = {headers!r}\n" + STATIC_HEADERS], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 200
+    assert answer["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in answer["Content-Security-Policy"]
+    assert answer["X-Content-Type-Options"] == "nosniff"
+    assert answer["Referrer-Policy"] == "same-origin"

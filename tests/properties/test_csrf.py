@@ -53,8 +53,8 @@ def test_every_route_has_a_sample_that_reaches_it():
     for number, (route, _pattern, path) in enumerate(ROUTES):
         assert path is not None, f"add a sample for {route!r} to REGEX_SAMPLES"
         match = resolve(path)
-        # A route may stand behind an earlier one with the same path (the project's own admin
-        # login before the admin's; the admin's catch-all behind everything).
+        # A route may stand behind an earlier one with the same path (a project view put
+        # before one of the admin's; the admin's catch-all behind everything).
         shadowed = any(earlier == path for _r, _p, earlier in ROUTES[:number]) or route.endswith("(?P<url>.*)$")
         assert match.route == route.replace("/^", "/") or shadowed, (route, path, match.route)
 
@@ -127,3 +127,21 @@ def test_the_same_posts_with_a_valid_token_get_through():
     assert visitor.post("/i18n/setlang/", {"language": "en", "csrfmiddlewaretoken": token}).status_code == 302
     login = {"username": "x", "password": "y", "csrfmiddlewaretoken": token}
     assert visitor.post("/admin/login/", login).status_code == 200  # the form again, with its error
+
+
+@fuzz(60)
+@given(
+    target=st.sampled_from(PATHS),
+    # Not empty: the test client sends no content type with an empty body.
+    body=st.one_of(st.binary(min_size=1, max_size=60), st.text(max_size=30).map(lambda text: text.encode("utf-16"))),
+    charset=st.sampled_from(["utf-16", "UTF-16LE", "utf-32", "latin-1", "shift_jis", "utf8"]),
+    token=st.booleans(),
+)
+def test_a_form_declaring_another_charset_is_a_400_on_every_route(target, body, charset, token):
+    # Django reads a urlencoded form as UTF-8 only; its 400 for another charset used to end as a 500.
+    _route, path = target
+    client = Client(enforce_csrf_checks=True)
+    if token:
+        client.cookies["csrftoken"] = csrf_token()
+    response = client.generic("POST", path, body, content_type=f"application/x-www-form-urlencoded; charset={charset}")
+    assert response.status_code == 400, (path, response.status_code)

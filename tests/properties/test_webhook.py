@@ -17,10 +17,10 @@ import pytest
 import responses
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from django_ses.utils import clear_cert_cache
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
+from mailer import webhooks
 from mailer.models import Delivery, SendRun, SESEvent, Suppression
 from mailer.services import record_ses_event
 from subscriptions.models import Subscriber, Subscription
@@ -53,10 +53,10 @@ KINDS = ["Bounce", "Complaint", "Delivery", "bounce", "DELIVERY", "Send", "Open"
 def offline_sns(settings):
     """A trusted topic is configured; any certificate download fails (no network)."""
     settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = [TOPIC]
-    clear_cert_cache()
+    webhooks.forget_certificates()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
-    clear_cert_cache()
+    webhooks.forget_certificates()
 
 
 @pytest.fixture
