@@ -42,7 +42,14 @@ print(json.dumps({
 
 
 def run_python(args, env, tmp_path):
-    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VAR_DIR": str(tmp_path / "var"), **env}
+    # A developer's .env never reaches these processes; a test names its own file.
+    clean = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "VAR_DIR": str(tmp_path / "var"),
+        "DAILYQ_ENV_FILE": os.devnull,
+        **env,
+    }
     return subprocess.run(
         [sys.executable, *args],
         cwd=BASE_DIR,
@@ -175,3 +182,86 @@ def test_empty_values_count_as_unset(tmp_path):
     assert loaded["PRODUCTION"] is False
     assert loaded["ENGINE"] == "django.db.backends.sqlite3"
     assert loaded["SITE_URL"] == "http://127.0.0.1:8000"
+
+
+# --- The .env file -------------------------------------------------------------------
+
+
+def write_env_file(tmp_path, text: str) -> str:
+    path = tmp_path / "dailyq.env"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_settings_read_the_env_file(tmp_path):
+    env_file = write_env_file(tmp_path, 'SITE_URL=http://from-file.test:9000\nDEFAULT_FROM_EMAIL="Q <q@file.test>"\n')
+    loaded = load_settings({"DAILYQ_ENV_FILE": env_file}, tmp_path)
+    assert loaded["SITE_URL"] == "http://from-file.test:9000"
+
+
+def test_the_real_environment_wins_over_the_env_file(tmp_path):
+    env_file = write_env_file(tmp_path, "SITE_URL=http://from-file.test\nREDIS_URL=redis://127.0.0.1:6379/7\n")
+    loaded = load_settings({"DAILYQ_ENV_FILE": env_file, "SITE_URL": "http://from-shell.test"}, tmp_path)
+    assert loaded["SITE_URL"] == "http://from-shell.test"
+    assert loaded["BROKER"] == "redis://127.0.0.1:6379/7"
+
+
+def test_a_named_env_file_that_does_not_exist_is_a_clear_error(tmp_path):
+    missing = tmp_path / "nowhere.env"
+    result = run_python(["manage.py", "check"], {"DAILYQ_ENV_FILE": str(missing)}, tmp_path)
+    assert result.returncode != 0
+    assert f"DAILYQ_ENV_FILE='{missing}': no such file." in result.stderr
+
+
+def test_manage_py_commands_reach_the_emulator_the_env_file_names(tmp_path, ses, settings):
+    """`outbox` and `ses_status` talk to the port .env gives, not the default one."""
+    from django.core.mail import send_mail
+
+    send_mail("Moved port", "body", settings.DEFAULT_FROM_EMAIL, ["reader@example.org"])
+    port = ses.url.rsplit(":", 1)[1]
+    env = {"DAILYQ_ENV_FILE": write_env_file(tmp_path, f"SES_EMULATOR_PORT={port}\n")}
+
+    outbox = run_python(["manage.py", "outbox"], env, tmp_path)
+    assert outbox.returncode == 0, outbox.stderr
+    assert "1 message(s) in the local outbox." in outbox.stdout
+    assert "Moved port" in outbox.stdout
+
+    status = run_python(["manage.py", "ses_status"], env, tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert f"Endpoint: http://127.0.0.1:{port}" in status.stdout
+    assert "dailyq@example.com" in status.stdout
+
+
+def test_celery_reads_the_env_file(tmp_path):
+    env_file = write_env_file(tmp_path, "CELERY_BROKER_URL=redis://127.0.0.1:6379/9\nSITE_URL=http://celery.test\n")
+    result = run_python(["-m", "celery", "-A", "mailservice", "report"], {"DAILYQ_ENV_FILE": env_file}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "CELERY_BROKER_URL: 'redis://127.0.0.1:6379/9'" in result.stdout
+    assert "SITE_URL: 'http://celery.test'" in result.stdout
+
+
+# --- SITE_URL in development ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "site_url"),
+    [
+        ({"WEB_PORT": "8200"}, "http://127.0.0.1:8200"),
+        ({"WEB_HOST": "0.0.0.0", "WEB_PORT": "8201"}, "http://127.0.0.1:8201"),  # noqa: S104
+        ({"WEB_HOST": "::", "WEB_PORT": "8202"}, "http://127.0.0.1:8202"),
+        ({"WEB_HOST": "localhost", "WEB_PORT": "8203"}, "http://localhost:8203"),
+        ({"WEB_HOST": "::1", "WEB_PORT": "8204"}, "http://[::1]:8204"),
+        ({"WEB_PORT": "8205", "SITE_URL": "https://tunnel.example"}, "https://tunnel.example"),
+    ],
+)
+def test_site_url_follows_the_served_address_in_development(tmp_path, env, site_url):
+    assert load_settings(env, tmp_path)["SITE_URL"] == site_url
+
+
+def test_site_url_follows_a_port_from_the_env_file(tmp_path):
+    env_file = write_env_file(tmp_path, "WEB_PORT=8206\n")
+    assert load_settings({"DAILYQ_ENV_FILE": env_file}, tmp_path)["SITE_URL"] == "http://127.0.0.1:8206"
+
+
+def test_a_malformed_web_port_gets_a_clear_error(tmp_path):
+    assert "WEB_PORT='80000' is not a port" in settings_error({"WEB_PORT": "80000"}, tmp_path)
