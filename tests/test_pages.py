@@ -36,3 +36,17 @@ def test_admin_login_attempts_are_limited_per_username(client, db):
     # Another username from elsewhere is not blocked by this one.
     other = client.post("/admin/login/", {"username": "editor", "password": "x"}, REMOTE_ADDR="198.51.100.9")
     assert other.status_code == 200
+
+
+def test_dev_outbox_lists_each_mail_once_in_its_table(client, ses, settings):
+    from django.core.mail import send_mail
+
+    send_mail("Only-in-the-table", "body", settings.DEFAULT_FROM_EMAIL, ["reader@example.org"])
+
+    page = client.get(reverse("dev:outbox")).content.decode()
+
+    # The site's flash messages (base.html) and the outbox's mails are different lists.
+    assert 'class="messages"' not in page
+    assert "OutboxMessage" not in page
+    assert page.count("Only-in-the-table") == 1
+    assert "<td>reader@example.org</td>" in page
