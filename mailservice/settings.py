@@ -331,6 +331,19 @@ AWS_SES_CONFIG = BotoConfig(
     max_pool_connections=env_int("AWS_SES_MAX_POOL_CONNECTIONS", 64),
 )
 
+# --- Privacy policy ----------------------------------------------------------------------
+
+# /privacy/ names who runs this DailyQ and whom to ask about personal data, as
+# Korea's Personal Information Protection Act (PIPA) expects. Unset, the page
+# says "DailyQ" and gives the sender's address; production warns (dailyq.W002).
+OPERATOR_NAME = env_str("OPERATOR_NAME")
+PRIVACY_OFFICER_NAME = env_str("PRIVACY_OFFICER_NAME")
+PRIVACY_CONTACT_EMAIL = env_str("PRIVACY_CONTACT_EMAIL")
+if PRIVACY_CONTACT_EMAIL and (
+    "@" not in PRIVACY_CONTACT_EMAIL or parseaddr(PRIVACY_CONTACT_EMAIL)[1] != PRIVACY_CONTACT_EMAIL
+):
+    raise ImproperlyConfigured(f"PRIVACY_CONTACT_EMAIL={PRIVACY_CONTACT_EMAIL!r} is not a plain email address.")
+
 # --- Subscriptions ---------------------------------------------------------------------
 
 # A mailed code (and its confirm link) lives this long and allows this many

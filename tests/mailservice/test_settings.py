@@ -18,6 +18,9 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://dailyq@db.internal:5432/dailyq",
     "REDIS_URL": "redis://cache.internal:6379/0",
     "AWS_SES_REGION_NAME": "ap-northeast-2",
+    "OPERATOR_NAME": "Example Labs Inc.",
+    "PRIVACY_OFFICER_NAME": "Kim Minji",
+    "PRIVACY_CONTACT_EMAIL": "privacy@example.com",
 }
 
 DUMP = """
@@ -158,6 +161,7 @@ def test_production_refuses_debug_on(tmp_path):
         ({"TRUSTED_PROXY_COUNT": "two"}, "TRUSTED_PROXY_COUNT='two' is not an integer"),
         ({"DJANGO_ENV": "staging"}, "DJANGO_ENV='staging'"),
         ({"SITE_URL": "dailyq.example.com"}, "must be an absolute http(s) URL"),
+        ({"PRIVACY_CONTACT_EMAIL": "Privacy <p@example.com>"}, "is not a plain email address"),
     ],
 )
 def test_malformed_values_get_a_clear_error(tmp_path, env, message):
@@ -175,6 +179,19 @@ def test_check_deploy_warns_when_site_url_is_not_https(tmp_path):
     result = run_python(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env, tmp_path)
     assert result.returncode != 0
     assert "dailyq.W001" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("unset", ["OPERATOR_NAME", "PRIVACY_OFFICER_NAME", "PRIVACY_CONTACT_EMAIL"])
+def test_production_warns_while_the_privacy_policy_names_no_contact(tmp_path, unset):
+    env = {**PRODUCTION_ENV, unset: ""}
+    result = run_python(["manage.py", "check", "--fail-level", "WARNING"], env, tmp_path)
+    assert result.returncode != 0
+    assert "dailyq.W002" in result.stderr and unset in result.stderr
+
+
+def test_development_needs_no_privacy_contact(tmp_path):
+    result = run_python(["manage.py", "check", "--fail-level", "WARNING"], {}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_empty_values_count_as_unset(tmp_path):
