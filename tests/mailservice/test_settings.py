@@ -5,10 +5,12 @@ import os
 import secrets
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
-from tests.conftest import BASE_DIR
+from tests.conftest import BASE_DIR, free_port
 
 PRODUCTION_ENV = {
     "DJANGO_ENV": "production",
@@ -255,6 +257,37 @@ def test_celery_reads_the_env_file(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "CELERY_BROKER_URL: 'redis://127.0.0.1:6379/9'" in result.stdout
     assert "SITE_URL: 'http://celery.test'" in result.stdout
+
+
+@pytest.mark.slow
+def test_gunicorn_reads_the_env_file(tmp_path):
+    port = free_port()
+    env_file = write_env_file(tmp_path, "SITE_URL=http://links.example:8123\n")
+    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VAR_DIR": str(tmp_path / "var")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "mailservice.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        cwd=BASE_DIR,
+        env={**clean, "DAILYQ_ENV_FILE": env_file},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn never answered"
+                time.sleep(0.3)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    # The link preview's URL is built on SITE_URL, which only the .env file gave.
+    assert '<meta property="og:url" content="http://links.example:8123/">' in page
 
 
 # --- SITE_URL in development ---------------------------------------------------------
