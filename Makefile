@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
-WEB_PORT ?= 8000
 
 .PHONY: run test lint format venv outbox clean messages bench audit
 
@@ -16,18 +15,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# honcho reads .env (if present) for every process, migrate included.
+# Every process reads .env (mailservice/envfile.py; the real environment and
+# `make run WEB_PORT=8001` win over it). honcho starts through the same loader,
+# so the Procfile sees those values too, and does not read the file itself.
 run: venv
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho run python manage.py migrate --noinput
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho run python manage.py load_starter_questions
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py load_starter_questions
 	@echo ""
 	@echo "DailyQ is starting (Ctrl-C stops everything):"
-	@echo "  site        http://127.0.0.1:$(WEB_PORT)/"
-	@echo "  admin       http://127.0.0.1:$(WEB_PORT)/admin/  (create a login: $(BIN)/python manage.py createsuperuser)"
-	@echo "  health      http://127.0.0.1:$(WEB_PORT)/healthz"
-	@echo "  local mail  http://127.0.0.1:$(WEB_PORT)/dev/outbox/  or  make outbox"
+	@$(BIN)/python manage.py site_urls
 	@echo ""
-	WEB_PORT=$(WEB_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m mailservice.envfile honcho --env /dev/null -f Procfile start
 
 test: venv
 	$(BIN)/pytest $(PYTEST_ARGS)

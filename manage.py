@@ -7,6 +7,9 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailservice.settings")
+    from mailservice.envfile import load_env_file
+
+    load_env_file()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -16,11 +16,12 @@ MAIL_HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src https
 @require_safe
 @never_cache
 def outbox(request):
+    # Not "messages": base.html shows the messages framework's list under that name.
     try:
-        messages, error = read_outbox(), None
+        mails, error = read_outbox(), None
     except OutboxUnavailable as exc:
-        messages, error = [], str(exc)
-    return render(request, "mailer/dev/outbox.html", {"messages": messages, "error": error})
+        mails, error = [], str(exc)
+    return render(request, "mailer/dev/outbox.html", {"mails": mails, "error": error})
 
 
 def _message_or_404(message_id):

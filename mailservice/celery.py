@@ -9,6 +9,11 @@ from celery.signals import task_postrun, task_prerun, worker_ready
 from django.conf import settings
 from django.db import close_old_connections
 
+from mailservice.envfile import load_env_file
+
+# `celery -A mailservice` enters here; so does every import of the package
+# (mailservice/__init__.py), so settings never load before the .env file.
+load_env_file()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailservice.settings")
 
 app = Celery("mailservice")

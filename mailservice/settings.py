@@ -5,7 +5,8 @@ filesystem Celery broker and a file cache under VAR_DIR, and the local SES
 emulator). Setting DATABASE_URL, REDIS_URL / CELERY_BROKER_URL and the AWS
 variables switches each part to a real service. Production mode
 (DJANGO_ENV=production, or DEBUG off) refuses to start while a value it needs
-is missing. `.env.example` documents every variable.
+is missing. `.env.example` documents every variable; a `.env` file is read
+before this module loads (mailservice/envfile.py), the real environment first.
 """
 
 import os
@@ -94,10 +95,23 @@ def _require(name: str, value):
 # --- Core ----------------------------------------------------------------------
 
 SECRET_KEY = _require("SECRET_KEY", env_str("SECRET_KEY")) or "dev-only-insecure-key-do-not-use-in-production"
-ALLOWED_HOSTS = _require("ALLOWED_HOSTS", env_list("ALLOWED_HOSTS")) or ["127.0.0.1", "localhost", "[::1]"]
-SITE_URL = (_require("SITE_URL", env_str("SITE_URL")) or "http://127.0.0.1:8000").rstrip("/")
+# Where the development server listens (Procfile: runserver WEB_HOST:WEB_PORT).
+# Without SITE_URL a development run's links point there, in every process,
+# so moving the port moves the links in mail with it.
+WEB_HOST = env_str("WEB_HOST", "127.0.0.1")
+WEB_PORT = env_int("WEB_PORT", 8000)
+if not 0 < WEB_PORT < 65536:
+    raise ImproperlyConfigured(f"WEB_PORT={env_str('WEB_PORT')!r} is not a port (1-65535).")
+_served_host = "127.0.0.1" if WEB_HOST in {"0.0.0.0", "::", "[::]"} else WEB_HOST.strip("[]")  # noqa: S104
+_served_host = f"[{_served_host}]" if ":" in _served_host else _served_host
+DEV_SERVER_URL = f"http://{_served_host}:{WEB_PORT}"
+SITE_URL = (_require("SITE_URL", env_str("SITE_URL")) or DEV_SERVER_URL).rstrip("/")
 if urlsplit(SITE_URL).scheme not in {"http", "https"} or not urlsplit(SITE_URL).netloc:
     raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must be an absolute http(s) URL.")
+# In development the host the links point at is served too.
+ALLOWED_HOSTS = _require("ALLOWED_HOSTS", env_list("ALLOWED_HOSTS")) or list(
+    dict.fromkeys(["127.0.0.1", "localhost", "[::1]", urlsplit(SITE_URL).netloc.rsplit(":", 1)[0]])
+)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [SITE_URL])
 
 # Behind N reverse proxies the client address is the N-th address from the
@@ -324,6 +338,19 @@ AWS_SES_CONFIG = BotoConfig(
     retries={"total_max_attempts": 1, "mode": "standard"},
     max_pool_connections=env_int("AWS_SES_MAX_POOL_CONNECTIONS", 64),
 )
+
+# --- Privacy policy ----------------------------------------------------------------------
+
+# /privacy/ names who runs this DailyQ and whom to ask about personal data, as
+# Korea's Personal Information Protection Act (PIPA) expects. Unset, the page
+# says "DailyQ" and gives the sender's address; production warns (dailyq.W002).
+OPERATOR_NAME = env_str("OPERATOR_NAME")
+PRIVACY_OFFICER_NAME = env_str("PRIVACY_OFFICER_NAME")
+PRIVACY_CONTACT_EMAIL = env_str("PRIVACY_CONTACT_EMAIL")
+if PRIVACY_CONTACT_EMAIL and (
+    "@" not in PRIVACY_CONTACT_EMAIL or parseaddr(PRIVACY_CONTACT_EMAIL)[1] != PRIVACY_CONTACT_EMAIL
+):
+    raise ImproperlyConfigured(f"PRIVACY_CONTACT_EMAIL={PRIVACY_CONTACT_EMAIL!r} is not a plain email address.")
 
 # --- Subscriptions ---------------------------------------------------------------------
 

@@ -1,4 +1,9 @@
+import functools
 from dataclasses import dataclass
+from email.utils import parseaddr
+
+from botocore.loaders import create_loader
+from django.conf import settings
 
 from subscriptions import tokens
 from subscriptions.models import Subscriber
@@ -25,3 +30,35 @@ def subscriber_for_token(*, purpose: tokens.Purpose, token: str) -> TokenTarget 
 
 def active_categories(*, subscriber: Subscriber) -> list[str]:
     return list(subscriber.subscriptions.filter(is_active=True).order_by("category").values_list("category", flat=True))
+
+
+@dataclass(frozen=True)
+class PrivacyPolicy:
+    operator: str
+    officer: str
+    contact_email: str
+    ses_region: str
+    ses_region_name: str
+    code_minutes: int
+
+
+def privacy_policy() -> PrivacyPolicy:
+    """What /privacy/ names, from settings: unset, the operator is DailyQ and the contact the sender."""
+    operator = settings.OPERATOR_NAME or "DailyQ"
+    return PrivacyPolicy(
+        operator=operator,
+        officer=settings.PRIVACY_OFFICER_NAME or operator,
+        contact_email=settings.PRIVACY_CONTACT_EMAIL or parseaddr(settings.DEFAULT_FROM_EMAIL)[1],
+        ses_region=settings.AWS_SES_REGION_NAME,
+        ses_region_name=aws_region_name(settings.AWS_SES_REGION_NAME),
+        code_minutes=max(1, settings.VERIFICATION_CODE_TTL_SECONDS // 60),
+    )
+
+
+@functools.cache
+def aws_region_name(region: str) -> str:
+    """AWS's own name for a region ("Asia Pacific (Seoul)"), from botocore's endpoint data; "" if unknown."""
+    for partition in create_loader().load_data("endpoints")["partitions"]:
+        if region in partition["regions"]:
+            return partition["regions"][region]["description"]
+    return ""

@@ -42,7 +42,7 @@ def landing(request):
 
 @require_safe
 def privacy(request):
-    return render(request, "subscriptions/privacy.html")
+    return render(request, "subscriptions/privacy.html", {"policy": selectors.privacy_policy()})
 
 
 @require_POST

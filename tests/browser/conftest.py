@@ -18,7 +18,6 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -120,12 +119,8 @@ def make_page(browser: Browser) -> Iterator[Callable[..., Page]]:
         setattr(page, _ERRORS, errors)
 
         def on_console(message: ConsoleMessage) -> None:
-            url = message.location.get("url", "")
-            # Chromium asks every site for /favicon.ico on its own and logs the
-            # 404 (the site links no icon). Not the page's doing; an icon the
-            # page does link is still checked.
-            if message.type == "error" and urlsplit(url).path != "/favicon.ico":
-                errors.append(f"console: {message.text} ({url})")
+            if message.type == "error":
+                errors.append(f"console: {message.text} ({message.location.get('url', '')})")
 
         page.on("console", on_console)
         page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))

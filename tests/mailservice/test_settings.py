@@ -5,10 +5,12 @@ import os
 import secrets
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
-from tests.conftest import BASE_DIR
+from tests.conftest import BASE_DIR, free_port
 
 PRODUCTION_ENV = {
     "DJANGO_ENV": "production",
@@ -18,6 +20,9 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://dailyq@db.internal:5432/dailyq",
     "REDIS_URL": "redis://cache.internal:6379/0",
     "AWS_SES_REGION_NAME": "ap-northeast-2",
+    "OPERATOR_NAME": "Example Labs Inc.",
+    "PRIVACY_OFFICER_NAME": "Kim Minji",
+    "PRIVACY_CONTACT_EMAIL": "privacy@example.com",
 }
 
 DUMP = """
@@ -43,7 +48,14 @@ print(json.dumps({
 
 
 def run_python(args, env, tmp_path):
-    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VAR_DIR": str(tmp_path / "var"), **env}
+    # A developer's .env never reaches these processes; a test names its own file.
+    clean = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "VAR_DIR": str(tmp_path / "var"),
+        "DAILYQ_ENV_FILE": os.devnull,
+        **env,
+    }
     return subprocess.run(
         [sys.executable, *args],
         cwd=BASE_DIR,
@@ -155,6 +167,7 @@ def test_production_refuses_debug_on(tmp_path):
         ({"DJANGO_ENV": "staging"}, "DJANGO_ENV='staging'"),
         ({"SITE_URL": "dailyq.example.com"}, "must be an absolute http(s) URL"),
         ({"ADMIN_LOGIN_FAILURES_PER_CLIENT": "2"}, "ADMIN_LOGIN_FAILURES_PER_CLIENT must be at least"),
+        ({"PRIVACY_CONTACT_EMAIL": "Privacy <p@example.com>"}, "is not a plain email address"),
     ],
 )
 def test_malformed_values_get_a_clear_error(tmp_path, env, message):
@@ -172,6 +185,19 @@ def test_check_deploy_warns_when_site_url_is_not_https(tmp_path):
     result = run_python(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env, tmp_path)
     assert result.returncode != 0
     assert "dailyq.W001" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("unset", ["OPERATOR_NAME", "PRIVACY_OFFICER_NAME", "PRIVACY_CONTACT_EMAIL"])
+def test_production_warns_while_the_privacy_policy_names_no_contact(tmp_path, unset):
+    env = {**PRODUCTION_ENV, unset: ""}
+    result = run_python(["manage.py", "check", "--fail-level", "WARNING"], env, tmp_path)
+    assert result.returncode != 0
+    assert "dailyq.W002" in result.stderr and unset in result.stderr
+
+
+def test_development_needs_no_privacy_contact(tmp_path):
+    result = run_python(["manage.py", "check", "--fail-level", "WARNING"], {}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_empty_values_count_as_unset(tmp_path):
@@ -206,3 +232,117 @@ def test_static_files_in_production_carry_the_security_headers(tmp_path):
     assert "frame-ancestors 'none'" in answer["Content-Security-Policy"]
     assert answer["X-Content-Type-Options"] == "nosniff"
     assert answer["Referrer-Policy"] == "same-origin"
+
+
+# --- The .env file -------------------------------------------------------------------
+
+
+def write_env_file(tmp_path, text: str) -> str:
+    path = tmp_path / "dailyq.env"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_settings_read_the_env_file(tmp_path):
+    env_file = write_env_file(tmp_path, 'SITE_URL=http://from-file.test:9000\nDEFAULT_FROM_EMAIL="Q <q@file.test>"\n')
+    loaded = load_settings({"DAILYQ_ENV_FILE": env_file}, tmp_path)
+    assert loaded["SITE_URL"] == "http://from-file.test:9000"
+
+
+def test_the_real_environment_wins_over_the_env_file(tmp_path):
+    env_file = write_env_file(tmp_path, "SITE_URL=http://from-file.test\nREDIS_URL=redis://127.0.0.1:6379/7\n")
+    loaded = load_settings({"DAILYQ_ENV_FILE": env_file, "SITE_URL": "http://from-shell.test"}, tmp_path)
+    assert loaded["SITE_URL"] == "http://from-shell.test"
+    assert loaded["BROKER"] == "redis://127.0.0.1:6379/7"
+
+
+def test_a_named_env_file_that_does_not_exist_is_a_clear_error(tmp_path):
+    missing = tmp_path / "nowhere.env"
+    result = run_python(["manage.py", "check"], {"DAILYQ_ENV_FILE": str(missing)}, tmp_path)
+    assert result.returncode != 0
+    assert f"DAILYQ_ENV_FILE='{missing}': no such file." in result.stderr
+
+
+def test_manage_py_commands_reach_the_emulator_the_env_file_names(tmp_path, ses, settings):
+    """`outbox` and `ses_status` talk to the port .env gives, not the default one."""
+    from django.core.mail import send_mail
+
+    send_mail("Moved port", "body", settings.DEFAULT_FROM_EMAIL, ["reader@example.org"])
+    port = ses.url.rsplit(":", 1)[1]
+    env = {"DAILYQ_ENV_FILE": write_env_file(tmp_path, f"SES_EMULATOR_PORT={port}\n")}
+
+    outbox = run_python(["manage.py", "outbox"], env, tmp_path)
+    assert outbox.returncode == 0, outbox.stderr
+    assert "1 message(s) in the local outbox." in outbox.stdout
+    assert "Moved port" in outbox.stdout
+
+    status = run_python(["manage.py", "ses_status"], env, tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert f"Endpoint: http://127.0.0.1:{port}" in status.stdout
+    assert "dailyq@example.com" in status.stdout
+
+
+def test_celery_reads_the_env_file(tmp_path):
+    env_file = write_env_file(tmp_path, "CELERY_BROKER_URL=redis://127.0.0.1:6379/9\nSITE_URL=http://celery.test\n")
+    result = run_python(["-m", "celery", "-A", "mailservice", "report"], {"DAILYQ_ENV_FILE": env_file}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "CELERY_BROKER_URL: 'redis://127.0.0.1:6379/9'" in result.stdout
+    assert "SITE_URL: 'http://celery.test'" in result.stdout
+
+
+@pytest.mark.slow
+def test_gunicorn_reads_the_env_file(tmp_path):
+    port = free_port()
+    env_file = write_env_file(tmp_path, "SITE_URL=http://links.example:8123\n")
+    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VAR_DIR": str(tmp_path / "var")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "mailservice.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        cwd=BASE_DIR,
+        env={**clean, "DAILYQ_ENV_FILE": env_file},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn never answered"
+                time.sleep(0.3)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    # The link preview's URL is built on SITE_URL, which only the .env file gave.
+    assert '<meta property="og:url" content="http://links.example:8123/">' in page
+
+
+# --- SITE_URL in development ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "site_url"),
+    [
+        ({"WEB_PORT": "8200"}, "http://127.0.0.1:8200"),
+        ({"WEB_HOST": "0.0.0.0", "WEB_PORT": "8201"}, "http://127.0.0.1:8201"),  # noqa: S104
+        ({"WEB_HOST": "::", "WEB_PORT": "8202"}, "http://127.0.0.1:8202"),
+        ({"WEB_HOST": "localhost", "WEB_PORT": "8203"}, "http://localhost:8203"),
+        ({"WEB_HOST": "::1", "WEB_PORT": "8204"}, "http://[::1]:8204"),
+        ({"WEB_PORT": "8205", "SITE_URL": "https://tunnel.example"}, "https://tunnel.example"),
+    ],
+)
+def test_site_url_follows_the_served_address_in_development(tmp_path, env, site_url):
+    assert load_settings(env, tmp_path)["SITE_URL"] == site_url
+
+
+def test_site_url_follows_a_port_from_the_env_file(tmp_path):
+    env_file = write_env_file(tmp_path, "WEB_PORT=8206\n")
+    assert load_settings({"DAILYQ_ENV_FILE": env_file}, tmp_path)["SITE_URL"] == "http://127.0.0.1:8206"
+
+
+def test_a_malformed_web_port_gets_a_clear_error(tmp_path):
+    assert "WEB_PORT='80000' is not a port" in settings_error({"WEB_PORT": "80000"}, tmp_path)
