@@ -3,8 +3,11 @@
 import re
 
 import pytest
+from django.urls import reverse
 
 from mailer.markdown import MAX_MARKDOWN_CHARS, list_markdown_changes, render_markdown
+from mailer.models import Question
+from tests.factories import make_questions
 
 
 def test_markdown_renders_code_tables_and_details():
@@ -185,3 +188,29 @@ def test_text_over_the_bound_is_shown_as_plain_text_and_nothing_is_lost():
     assert list_markdown_changes(text) == [
         f"longer than {MAX_MARKDOWN_CHARS:,} characters: shown as plain text, not Markdown"
     ]
+
+
+@pytest.mark.django_db
+def test_admin_form_refuses_a_too_large_answer_and_keeps_what_was_typed(admin_client):
+    [question] = make_questions("backend", 1)
+    url = reverse("admin:mailer_question_change", args=[question.pk])
+    too_long = "긴 답변 " * (MAX_MARKDOWN_CHARS // 5 + 1)
+    data = {
+        "category": "backend",
+        "move_to": "1",
+        "title": "Q",
+        "question_md": "",
+        "answer_md": too_long,
+        "is_published": "on",
+        "source_key": question.source_key,
+    }
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "answer_md" in errors and f"{MAX_MARKDOWN_CHARS:,}" in str(errors["answer_md"]).replace(" ", "")
+    page = response.content.decode()
+    assert too_long.strip() in page  # the text is still in the form
+    [textarea] = re.findall(r'<textarea name="answer_md"[^>]*>', page)
+    assert "maxlength" not in textarea  # a browser never cuts a paste short
+    assert Question.objects.get(pk=question.pk).answer_md == question.answer_md
