@@ -66,7 +66,10 @@ class QuestionForm(forms.ModelForm):
         model = Question
         # The position is not edited as a model field: `move_to` is applied by move_question,
         # which keeps (category, position) unique while the others shift.
-        fields = ["category", "title", "question_md", "answer_md", "is_published", "source_key"]
+        fields = [
+            "category", "title", "question_md", "answer_md", "is_published", "source_key",
+            "license", "license_url", "attribution",
+        ]  # fmt: skip
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -91,7 +94,10 @@ class QuestionAdmin(admin.ModelAdmin):
     search_fields = ("title", "source_key")
     ordering = ("category", "position")
     readonly_fields = ("preview",)
-    fields = ("category", "move_to", "title", "question_md", "answer_md", "is_published", "source_key", "preview")
+    fields = (
+        "category", "move_to", "title", "question_md", "answer_md", "is_published", "source_key",
+        "license", "license_url", "attribution", "preview",
+    )  # fmt: skip
     actions = ["publish", "unpublish"]
 
     @admin.display(description=_("preview"))

@@ -1,8 +1,10 @@
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
+from mailer.markdown import validate_markdown_size
 from subscriptions.models import Category
 
 
@@ -43,12 +45,22 @@ class Question(models.Model):
     category = models.CharField(_("category"), max_length=16, choices=Category)
     position = models.PositiveIntegerField(_("position"))
     title = models.CharField(_("title"), max_length=300)
-    question_md = models.TextField(_("question details (Markdown)"), blank=True)
-    answer_md = models.TextField(_("answer (Markdown)"))
+    # Bounded for the time a render takes; no database constraint, so rows stored
+    # before the bound stay readable (they are shown as plain text).
+    question_md = models.TextField(_("question details (Markdown)"), blank=True, validators=[validate_markdown_size])
+    answer_md = models.TextField(_("answer (Markdown)"), validators=[validate_markdown_size])
     is_published = models.BooleanField(_("published"), default=True)
     # Where the question came from ("starter:backend/001-http.md", an import path):
     # re-importing the same source updates instead of duplicating.
     source_key = models.CharField(_("source key"), max_length=300, unique=True)
+    # Shown under the answer when the source asks for credit (the bundled bank: CC BY-SA 4.0).
+    license = models.CharField(_("license"), max_length=100, blank=True, help_text=_("e.g. CC BY-SA 4.0"))
+    license_url = models.CharField(
+        _("license address"), max_length=300, blank=True, validators=[URLValidator(schemes=["http", "https"])]
+    )
+    attribution = models.CharField(
+        _("attribution"), max_length=300, blank=True, help_text=_("Who to credit, as the source asks.")
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

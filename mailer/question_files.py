@@ -15,6 +15,8 @@
     folder) is the answer.
 
 A malformed file becomes a FileProblem naming the file; the others are read.
+So does an answer or question text longer than MAX_MARKDOWN_CHARS: the
+file stays as it is, to be shortened or split, and nothing of it is imported.
 """
 
 import re
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from mailer.markdown import MAX_MARKDOWN_CHARS
 
 MAX_FILE_BYTES = 1_000_000
 MAX_TITLE_LENGTH = 300
@@ -75,6 +79,15 @@ def _check_text(text: str, what: str) -> str:
     return text
 
 
+def _check_size(text: str, what: str) -> str:
+    if len(text) > MAX_MARKDOWN_CHARS:
+        raise ValueError(
+            f"{what} has {len(text):,} characters; at most {MAX_MARKDOWN_CHARS:,} are allowed "
+            "(shorten it, or split the question in two)"
+        )
+    return text
+
+
 def _clean_title(title) -> str:
     if not isinstance(title, str) or not title.strip():
         raise ValueError("has no title")
@@ -121,6 +134,8 @@ def _read_front_matter_layout(folder: Path) -> tuple[list[QuestionFile], list[Fi
                 raise ValueError("is a link to a file outside the folder")
             if not body.strip():
                 raise ValueError("has no answer below the front matter")
+            _check_size(question.strip(), "'question'")
+            _check_size(body.strip(), "the answer")
         except (ValueError, OSError) as exc:
             problems.append(FileProblem(relative, str(exc)))
             continue
@@ -160,6 +175,7 @@ def _read_toc_layout(folder: Path) -> tuple[list[QuestionFile], list[FileProblem
                 _meta, text = _split_front_matter(text)
             if not text.strip():
                 raise ValueError("is empty")
+            _check_size(text.strip(), "the answer")
         except (ValueError, OSError) as exc:
             problems.append(FileProblem(relative, str(exc)))
             continue

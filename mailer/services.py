@@ -11,6 +11,7 @@ from time import monotonic
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, Exists, F, Max, OuterRef, Value, When
 from django.db.models.functions import Lower
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from mailer import pacing, selectors
 from mailer.emails import absolute_url, build_email, email_message, personalise, render_shared_email
-from mailer.markdown import render_markdown
+from mailer.markdown import list_markdown_changes, render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from mailer.question_files import FileProblem, read_question_folder
 from mailer.ses import (
@@ -54,6 +55,19 @@ def lift_suppression(*, email: str) -> int:
 
 STARTER_QUESTIONS_DIR = Path(__file__).resolve().parent / "starter_questions"
 
+# Licenses `import_questions --license` knows by SPDX identifier: the name a page
+# shows and the address of the legal code it links.
+CONTENT_LICENSES = {
+    "CC-BY-4.0": ("CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/"),
+    "CC-BY-SA-4.0": ("CC BY-SA 4.0", "https://creativecommons.org/licenses/by-sa/4.0/"),
+    "CC-BY-NC-4.0": ("CC BY-NC 4.0", "https://creativecommons.org/licenses/by-nc/4.0/"),
+    "CC-BY-NC-SA-4.0": ("CC BY-NC-SA 4.0", "https://creativecommons.org/licenses/by-nc-sa/4.0/"),
+    "CC0-1.0": ("CC0 1.0", "https://creativecommons.org/publicdomain/zero/1.0/"),
+}
+# The bundled bank's terms, as mailer/starter_questions/LICENSE states them.
+STARTER_LICENSE = "CC-BY-SA-4.0"
+STARTER_ATTRIBUTION = "DailyQ contributors"
+
 
 @dataclass
 class QuestionImportReport:
@@ -61,26 +75,67 @@ class QuestionImportReport:
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     problems: list[FileProblem] = field(default_factory=list)
+    # File -> what its page shows differently from the file (markup removed, images, links).
+    rendering_changes: dict[str, list[str]] = field(default_factory=dict)
+
+
+def describe_license(*, license: str, license_url: str = "") -> tuple[str, str]:
+    """The license name a page shows and the address it links, for an SPDX identifier or free text."""
+    license, license_url = " ".join(license.split()), license_url.strip()
+    known = {key.lower(): value for key, value in CONTENT_LICENSES.items()}.get(license.lower())
+    if known:
+        license, license_url = known[0], license_url or known[1]
+    if len(license) > Question._meta.get_field("license").max_length:
+        raise ValueError("The license name is longer than 100 characters.")
+    if license_url:
+        try:
+            URLValidator(schemes=["http", "https"])(license_url)
+        except ValidationError:
+            raise ValueError(f"{license_url!r} is not an http(s) address for the license.") from None
+        if len(license_url) > Question._meta.get_field("license_url").max_length:
+            raise ValueError("The license address is longer than 300 characters.")
+        if not license:
+            raise ValueError("A license address needs a license name (--license).")
+    return license, license_url
 
 
 def import_questions(
-    *, path: Path, category: str, source: str | None = None, dry_run: bool = False, update: bool = True
+    *,
+    path: Path,
+    category: str,
+    source: str | None = None,
+    dry_run: bool = False,
+    update: bool = True,
+    license: str = "",
+    license_url: str = "",
+    attribution: str = "",
 ) -> QuestionImportReport:
     """Add the questions of a folder to the end of `category`'s sequence.
 
     Each file is known by its source key ("<source>:<path in folder>"), so a
-    second import of the same folder updates titles and texts instead of
-    adding copies; positions of known questions are left as they are (admins
-    reorder in the admin). Malformed files are reported and skipped. With
-    `dry_run` nothing is written; with `update=False` known questions are
-    left untouched.
+    second import of the same folder updates titles, texts and credits
+    instead of adding copies; positions of known questions are left as they
+    are (admins reorder in the admin). Malformed files are reported and
+    skipped; files the site shows differently from their text are listed
+    with what changes. `license` (an SPDX identifier such as CC-BY-SA-4.0,
+    or a name with `license_url`) and `attribution` are shown under each
+    answer. With `dry_run` nothing is written; with `update=False` known
+    questions are left untouched.
     """
     if category not in Category.values:
         raise ValueError(f"Unknown category {category!r}: use {' or '.join(Category.values)}")
+    license, license_url = describe_license(license=license, license_url=license_url)
+    attribution = " ".join(attribution.split())
+    if len(attribution) > Question._meta.get_field("attribution").max_length:
+        raise ValueError("The attribution is longer than 300 characters.")
     path = Path(path)
     source = source or f"{category}:{path.resolve().name}"
     files, problems = read_question_folder(path)
     report = QuestionImportReport(problems=problems)
+    for item in files:  # rendered before the sequence is locked: the lock waits for no render
+        if changes := list_markdown_changes(item.question_md) + list_markdown_changes(item.answer_md):
+            report.rendering_changes[item.relative_path] = changes
+    credit = {"license": license, "license_url": license_url, "attribution": attribution}
     with transaction.atomic():
         _lock_sequence(category)
         existing = {q.source_key: q for q in Question.objects.filter(category=category)}
@@ -94,11 +149,13 @@ def import_questions(
             key = f"{source}:{item.relative_path}"
             if len(key) > Question._meta.get_field("source_key").max_length:
                 report.problems.append(FileProblem(item.relative_path, "path too long to be a source key"))
+                report.rendering_changes.pop(item.relative_path, None)
                 continue
             if key in foreign:
                 report.problems.append(FileProblem(item.relative_path, f"source key {key} belongs to another category"))
+                report.rendering_changes.pop(item.relative_path, None)
                 continue
-            fields = {"title": item.title, "question_md": item.question_md, "answer_md": item.answer_md}
+            fields = {"title": item.title, "question_md": item.question_md, "answer_md": item.answer_md, **credit}
             question = existing.get(key)
             if question is None:
                 if not dry_run:
@@ -115,10 +172,15 @@ def import_questions(
 
 
 def load_starter_questions() -> dict[str, QuestionImportReport]:
-    """Add the bundled starter bank; questions already there are never overwritten."""
+    """Add the bundled starter bank, credited as its license asks; questions already there are never overwritten."""
     return {
         category: import_questions(
-            path=STARTER_QUESTIONS_DIR / category, category=category, source=f"starter:{category}", update=False
+            path=STARTER_QUESTIONS_DIR / category,
+            category=category,
+            source=f"starter:{category}",
+            update=False,
+            license=STARTER_LICENSE,
+            attribution=STARTER_ATTRIBUTION,
         )
         for category in Category.values
         if (STARTER_QUESTIONS_DIR / category).is_dir()

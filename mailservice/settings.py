@@ -394,6 +394,16 @@ LANGUAGES = [("ko", "한국어"), ("en", "English")]
 USE_I18N = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
 
+# --- Source code --------------------------------------------------------------------
+
+# DailyQ is AGPL-3.0-or-later: a modified DailyQ run as a public service must
+# offer its users the modified source. The site footer links SOURCE_CODE_URL;
+# whoever changes the code points it at where their version can be had.
+PROJECT_REPOSITORY_URL = "https://github.com/dailyq/dailyq"
+SOURCE_CODE_URL = env_str("SOURCE_CODE_URL", PROJECT_REPOSITORY_URL)
+if urlsplit(SOURCE_CODE_URL).scheme not in {"http", "https"} or not urlsplit(SOURCE_CODE_URL).netloc:
+    raise ImproperlyConfigured(f"SOURCE_CODE_URL={SOURCE_CODE_URL!r} must be an absolute http(s) URL.")
+
 # --- Static files -------------------------------------------------------------------
 
 STATIC_URL = "/static/"
@@ -422,7 +432,8 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 CONTENT_SECURITY_POLICY = env_str(
     "CONTENT_SECURITY_POLICY",
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    # Answers show https images from where their authors put them (README: Questions).
+    "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
 )
 if TRUSTED_PROXY_COUNT:

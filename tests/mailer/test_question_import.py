@@ -1,10 +1,14 @@
-"""`import_questions`: both folder layouts, re-import, dry run, malformed files."""
+"""`import_questions`: both folder layouts, re-import, dry run, malformed files,
+what the site shows differently from a file, and the credits under answers."""
 
+import re
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
+from mailer.markdown import MAX_MARKDOWN_CHARS
 from mailer.models import Question
 from mailer.services import import_questions, load_starter_questions
 
@@ -146,3 +150,203 @@ def test_starter_bank_loads_once_and_keeps_admin_edits():
 
     assert all(not report.added for report in second.values())
     assert Question.objects.get(category="backend", position=1).title == "Edited by an admin"
+
+
+# --- A bank in 매일메일's layout (maeil-mail-contents): toc.md and contents/ -------------
+# Written here in that layout; none of that repository's files are copied (they carry no license).
+
+MAEIL_TOC = """# Backend TOC
+
+
+- [OSIV 옵션에 대해서 설명해주세요.](contents/be-1.md)
+- [call by value 코드의 실행 결과를 설명해주세요.](contents/be-2.md)
+- [TCP 3-way handshake에 대해서 설명해주세요.](contents/be-3.md)
+"""
+PLAIN_ANSWER = """**OSIV**는 영속성 컨텍스트를 뷰까지 열어 두는 옵션입니다.
+
+## 📚 추가 학습 자료를 공유합니다.
+- [[얄팍한 코딩사전] 영속성 컨텍스트 -
+한 번 더](https://www.youtube.com/watch?v=abc)
+"""
+DETAILS_ANSWER = """```js
+console.log(a, b, c); // ?
+```
+
+> 위 코드를 복사하여 브라우저 콘솔 창에서 직접 실행해보세요. 🙂
+
+<details>
+    <summary>답변 보기</summary>
+
+**답:** `a unchanged {b: 'unchanged'} {c: 'changed'}`
+
+자바스크립트는 **Call by Value 방식**으로 매개변수를 전달합니다.
+</details>
+"""
+IMAGE_ANSWER = """연결을 맺는 과정은 그림과 같습니다.
+
+<img width="600" alt="image" src="https://github.com/user-attachments/assets/3f2c">
+
+![](./images/handshake.png)
+
+![흐름](https://images.example/flow.png)
+
+<script>alert('x')</script>
+
+[이전 질문](be-2.md)
+"""
+
+
+def write_maeil_bank(folder: Path) -> Path:
+    write(folder, "toc.md", MAEIL_TOC)
+    write(folder, "contents/be-1.md", PLAIN_ANSWER)
+    write(folder, "contents/be-2.md", DETAILS_ANSWER)
+    write(folder, "contents/be-3.md", IMAGE_ANSWER)
+    return folder
+
+
+def test_maeil_mail_bank_imports_and_names_every_file_shown_differently(tmp_path, client):
+    report = import_questions(path=write_maeil_bank(tmp_path / "backend"), category="backend")
+
+    assert report.added == ["contents/be-1.md", "contents/be-2.md", "contents/be-3.md"]
+    assert list(report.rendering_changes) == ["contents/be-3.md"]
+    assert report.rendering_changes["contents/be-3.md"] == [
+        "image https://github.com/user-attachments/assets/3f2c shown from github.com",
+        "image ./images/handshake.png removed: a relative address points nowhere on this site",
+        "image https://images.example/flow.png shown from images.example",
+        "<script> removed with its content",
+        "link be-2.md removed (its text kept): a relative address points nowhere on this site",
+    ]
+    pages = {
+        q.source_key.rsplit(":", 1)[1]: client.get(reverse("mailer:question", args=[q.pk]))
+        for q in Question.objects.all()
+    }
+    details = pages["contents/be-2.md"].content.decode()
+    assert "<summary>답변 보기</summary>" in details and "&lt;summary&gt;" not in details
+    assert "<strong>Call by Value 방식</strong>" in details
+    images = pages["contents/be-3.md"]
+    assert "img-src 'self' data: https:" in images["Content-Security-Policy"]
+    body = images.content.decode()
+    assert 'src="https://github.com/user-attachments/assets/3f2c"' in body and 'loading="lazy"' in body
+    assert "handshake.png" not in body and "alert(" not in body and "이전 질문" in body
+    assert 'href="https://www.youtube.com/watch?v=abc"' in pages["contents/be-1.md"].content.decode()
+
+
+def test_an_answer_over_the_size_bound_is_named_and_nothing_of_it_is_imported(tmp_path):
+    write(tmp_path, "toc.md", "- [Long?](contents/long.md)\n- [Short?](contents/short.md)\n")
+    write(tmp_path, "contents/long.md", "가" * (MAX_MARKDOWN_CHARS + 1))
+    write(tmp_path, "contents/short.md", "짧은 답.")
+    write(tmp_path / "fm", "long.md", front_matter("Long?", 1, answer="[" * (MAX_MARKDOWN_CHARS + 1)))
+    write(tmp_path / "fm", "ok.md", front_matter("Ok?", 2))
+
+    toc = import_questions(path=tmp_path, category="backend")
+    front = import_questions(path=tmp_path / "fm", category="frontend")
+
+    assert toc.added == ["contents/short.md"] and front.added == ["ok.md"]
+    for report, name in [(toc, "contents/long.md"), (front, "long.md")]:
+        [problem] = report.problems
+        assert problem.relative_path == name
+        assert f"has {MAX_MARKDOWN_CHARS + 1:,} characters; at most {MAX_MARKDOWN_CHARS:,}" in problem.message
+    assert not Question.objects.filter(title="Long?").exists()
+
+
+def test_command_lists_what_the_site_shows_differently(tmp_path, capsys):
+    call_command("import_questions", str(write_maeil_bank(tmp_path / "bank")), "--category", "backend")
+    out, _err = capsys.readouterr()
+    assert "Added 3, changed 0, unchanged 0, skipped 0 malformed; 1 shown differently from their files." in out
+    assert "  * contents/be-3.md: <script> removed with its content" in out
+
+
+# --- Credits ----------------------------------------------------------------------------
+
+
+def credit_of(client, question: Question) -> str:
+    page = client.get(reverse("mailer:question", args=[question.pk])).content.decode()
+    match = re.search(r'<p class="muted credit">(.*?)</p>', page, re.DOTALL)
+    return match.group(1) if match else ""
+
+
+def test_bundled_questions_credit_cc_by_sa_and_imported_ones_credit_nothing_unless_told(tmp_path, client):
+    load_starter_questions()
+    write(tmp_path, "a.md", front_matter("Imported?", 1))
+    import_questions(path=tmp_path, category="backend")
+
+    bundled = credit_of(client, Question.objects.filter(source_key__startswith="starter:").first())
+    assert "DailyQ contributors" in bundled
+    assert '<a rel="license" href="https://creativecommons.org/licenses/by-sa/4.0/">CC BY-SA 4.0</a>' in bundled
+    assert credit_of(client, Question.objects.get(title="Imported?")) == ""
+
+
+def test_import_shows_the_license_and_attribution_its_source_asks_for(tmp_path, client):
+    write(tmp_path, "a.md", front_matter("Credited?", 1))
+    call_command(
+        "import_questions", str(tmp_path), "--category", "backend", "--license", "cc-by-4.0",
+        "--attribution", "  매일메일\n 기여자들 ",
+    )  # fmt: skip
+    question = Question.objects.get(title="Credited?")
+    assert (question.license, question.license_url, question.attribution) == (
+        "CC BY 4.0",
+        "https://creativecommons.org/licenses/by/4.0/",
+        "매일메일 기여자들",
+    )
+    credit = credit_of(client, question)
+    assert "매일메일 기여자들" in credit and 'href="https://creativecommons.org/licenses/by/4.0/"' in credit
+
+    # A license by name and address; importing again with other terms updates them.
+    report = import_questions(
+        path=tmp_path, category="backend", license="Team License", license_url="https://team.example/license"
+    )
+    assert report.changed == ["a.md"]
+    question.refresh_from_db()
+    assert (question.license, question.license_url, question.attribution) == (
+        "Team License",
+        "https://team.example/license",
+        "",
+    )
+    assert '<a rel="license" href="https://team.example/license">Team License</a>' in credit_of(client, question)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--license", "X", "--license-url", "javascript:alert(1)"], "not an http(s) address"),
+        (["--license-url", "https://team.example/license"], "needs a license name"),
+        (["--attribution", "a" * 301], "longer than 300"),
+    ],
+)
+def test_bad_credit_options_are_refused_before_anything_is_written(tmp_path, options, message):
+    write(tmp_path, "a.md", front_matter("Q?", 1))
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("import_questions", str(tmp_path), "--category", "backend", *options)
+    assert not Question.objects.exists()
+
+
+def test_the_bundled_bank_is_shown_exactly_as_written():
+    reports = load_starter_questions()
+    assert {category: report.rendering_changes for category, report in reports.items()} == {
+        "backend": {},
+        "frontend": {},
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_starter_questions_loaded_before_the_license_get_its_credit_on_migrating():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("mailer", "0008_drop_claim_index")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old_question = executor.loader.project_state(before).apps.get_model("mailer", "Question")
+    old_question.objects.create(
+        category="backend", position=1, title="Q", answer_md="A", source_key="starter:backend:1.md"
+    )
+    old_question.objects.create(
+        category="backend", position=2, title="Q", answer_md="A", source_key="backend:bank:1.md"
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    credits = dict(Question.objects.values_list("source_key", "license"))
+    assert credits == {"starter:backend:1.md": "CC BY-SA 4.0", "backend:bank:1.md": ""}
+    assert Question.objects.get(source_key="starter:backend:1.md").attribution == "DailyQ contributors"

@@ -18,6 +18,7 @@ from django.urls import reverse
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from mailer.markdown import MAX_MARKDOWN_CHARS
 from mailer.models import Question
 from mailer.question_files import MAX_TITLE_LENGTH, read_question_folder
 from mailer.services import import_questions
@@ -95,6 +96,15 @@ file_contents = st.one_of(
         ]
     ),
     st.just(b"---\ntitle: big\norder: 1\n---\n" + b"x" * 1_000_001),
+    st.sampled_from([MAX_MARKDOWN_CHARS, MAX_MARKDOWN_CHARS + 1]).map(
+        lambda n: b"---\ntitle: long\norder: 1\n---\n" + "[\u2014".encode() * (n // 2) + b"[" * (n % 2)
+    ),
+    st.sampled_from(
+        [
+            b"---\ntitle: pictures\norder: 1\n---\n![a](https://images.example/a.png) ![b](b.png)\n",
+            b"---\ntitle: details\norder: 1\n---\n<details>\n    <summary>s</summary>\n\nx\n</details>\n",
+        ]
+    ),
 )
 md_names = st.one_of(st.from_regex(r"\A[a-z0-9_-]{1,16}\.md\Z"), st.sampled_from(["README.md", "x.MD", "notes.txt"]))
 toc_links = st.sampled_from(
@@ -165,11 +175,15 @@ def check_import(folder: Path, category: str, dry_run: bool) -> None:
         assert inside(folder, item.relative_path)
         assert item.title and len(item.title) <= MAX_TITLE_LENGTH and item.title == " ".join(item.title.split())
         assert item.answer_md.strip() and OUTSIDE not in item.answer_md
+        assert len(item.answer_md) <= MAX_MARKDOWN_CHARS and len(item.question_md) <= MAX_MARKDOWN_CHARS
     assert all(isinstance(p.relative_path, str) and p.message for p in problems)
 
     before = set(Question.objects.values_list("id", flat=True))
     report = import_questions(path=folder, category=category, dry_run=dry_run)
     new = Question.objects.exclude(id__in=before)
+    # What the pages change is told for files read whole, and only for them.
+    assert set(report.rendering_changes) <= {f.relative_path for f in files}
+    assert all(report.rendering_changes.values())
     if dry_run:
         assert not new.exists()
         return

@@ -10,7 +10,10 @@ class Command(BaseCommand):
         for category, report in load_starter_questions().items():
             self.stdout.write(
                 f"{category}: added {len(report.added)}, already there {len(report.unchanged)}, "
-                f"malformed {len(report.problems)}"
+                f"malformed {len(report.problems)}, shown differently from their files {len(report.rendering_changes)}"
             )
+            for name, changes in report.rendering_changes.items():
+                for change in changes:
+                    self.stdout.write(f"  * {name}: {change}")
             for problem in report.problems:
                 self.stderr.write(f"  ! {problem.relative_path}: {problem.message}")
