@@ -29,7 +29,7 @@ SAMPLE = {
         "{% block preheader %}{{ title }}{% endblock %}"
         "{% block content %}"
         "<h1>{{ title }}</h1>"
-        '<p class="button-row"><a class="button" href="{{ link }}">Read</a></p>'
+        '{% include "emails/button.html" with url=link label="Read" %}'
         '<p class="code">123456</p>'
         "{% endblock %}"
     ),
