@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from email.utils import getaddresses
+from html import unescape
 from typing import Any
 
 import css_inline
@@ -23,7 +24,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template import Context, Engine
 from django.utils import translation
-from django.utils.html import escape
+from django.utils.html import escape, strip_tags
 
 SITE_NAME = "DailyQ"
 
@@ -75,6 +76,11 @@ def absolute_url(path_or_url: str) -> str:
     if _UNCLEAN_PATH.search(path):
         raise ValueError(f"Not a clean site path: {path!r}")
     return settings.SITE_URL.rstrip("/") + path
+
+
+def plain_text(html: str) -> str:
+    """The text of an HTML fragment on one line, entities decoded (for a preview line or a summary)."""
+    return " ".join(unescape(strip_tags(html)).split())
 
 
 def render_email(name: str, context: Mapping[str, Any], *, language: str) -> RenderedEmail:

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailer import pacing, selectors
-from mailer.emails import absolute_url, build_email, email_message, personalise, render_shared_email
+from mailer.emails import absolute_url, build_email, email_message, personalise, plain_text, render_shared_email
 from mailer.markdown import list_markdown_changes, render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from mailer.question_files import FileProblem, read_question_folder
@@ -854,15 +854,18 @@ def daily_email_context(*, category: str, day: date, questions: list[Question]) 
         "category": Category(category).label,
         "weekly": len(questions) > 1,
         "day": day,
-        "questions": [
-            {
-                "title": q.title,
-                "question_html": render_markdown(q.question_md) if q.question_md else "",
-                "question_md": q.question_md,
-                "url": absolute_url(reverse("mailer:question", args=[q.id])),
-            }
-            for q in questions
-        ],
+        "questions": [_mailed_question(q) for q in questions],
+    }
+
+
+def _mailed_question(question: Question) -> dict:
+    question_html = render_markdown(question.question_md) if question.question_md else ""
+    return {
+        "title": question.title,
+        "question_html": question_html,
+        "question_md": question.question_md,
+        "prompt": plain_text(question_html),  # for the inbox preview line
+        "url": absolute_url(reverse("mailer:question", args=[question.id])),
     }
 
 
@@ -910,10 +913,11 @@ class AdminMailFailed(Exception):
 
 
 def _mail_admins(template: str, context: dict, to: list[str]) -> int:
-    """Mail each of `to` in turn (an operator's mail, in English)."""
+    """Mail each of `to` in turn (an operator's mail, in the site's language)."""
+    language = settings.LANGUAGE_CODE
     for index, address in enumerate(to):
         try:
-            send_message(lambda address=address: build_email(template, to=address, language="en", context=context))
+            send_message(lambda address=address: build_email(template, to=address, language=language, context=context))
         except Exception as exc:
             raise AdminMailFailed(to[index:]) from exc
     return len(to)
@@ -943,6 +947,8 @@ def send_run_report(*, run_id: int, to: list[str] | None = None) -> int:
                 .order_by("-n")[:5]
             ),
             "admin_url": absolute_url(reverse("admin:mailer_sendrun_change", args=[run.id])),
+            # To the second: microseconds are noise in a report.
+            "duration": timedelta(seconds=round(run.duration.total_seconds())) if run.duration is not None else "",
         }
     except Exception as exc:  # claimed but not written: a retry must still send it
         raise AdminMailFailed(to) from exc

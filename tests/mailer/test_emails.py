@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from django.utils.html import escape
 
 from mailer.emails import SUBJECT_MAX_LENGTH, absolute_url, build_email, render_email
 
@@ -28,7 +29,7 @@ SAMPLE = {
         "{% block preheader %}{{ title }}{% endblock %}"
         "{% block content %}"
         "<h1>{{ title }}</h1>"
-        '<p class="button-row"><a class="button" href="{{ link }}">Read</a></p>'
+        '{% include "emails/button.html" with url=link label="Read" %}'
         '<p class="code">123456</p>'
         "{% endblock %}"
     ),
@@ -375,3 +376,93 @@ def test_shared_render_is_made_once_per_key_and_language():
     render_shared_email("sample", make, language="ko", personal=("link",), key="test-once")
     render_shared_email("sample", make, language="en", personal=("link",), key="test-once-other")
     assert len(calls) == 3
+
+
+# --- Every mail DailyQ sends ---------------------------------------------------------
+
+# What a text part must never show: a Python list or object, markup, escaped
+# markup, an unrendered template variable, a missing value.
+NOT_PROSE = re.compile(r"\['|\[\"|<|>|&lt;|&gt;|&amp;|&#|\{\{|\{%|\bNone\b|__proxy__|object at 0x")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("language", ["ko", "en"])
+def test_every_text_part_reads_as_prose(language, eager_tasks, settings):
+    from tests.mailer.mail_samples import KINDS, every_mail
+
+    mails = every_mail(language=language, settings=settings)
+
+    assert set(mails) == set(KINDS)
+    not_prose = [
+        f"{kind}: {line!r}"
+        for kind, message in mails.items()
+        for line in [message.subject, *parts(message)["text/plain"].splitlines()]
+        if NOT_PROSE.search(line)
+    ]
+    assert not_prose == []
+
+
+@pytest.fixture
+def mails_en(transactional_db, eager_tasks, settings):
+    from tests.mailer.mail_samples import every_mail
+
+    return every_mail(language="en", settings=settings)
+
+
+def preheader_of(message) -> str:
+    [(html, _mimetype)] = message.alternatives
+    return re.search(r'<div class="preheader"[^>]*>(.*?)</div>', html, flags=re.S).group(1).strip()
+
+
+def test_the_preview_line_of_a_readers_mail_does_not_repeat_its_subject(mails_en):
+    for kind in ("daily", "weekly"):
+        message = mails_en[kind]
+        topic = message.subject.split("] ", 1)[1]  # the subject after "[DailyQ Backend] "
+        preheader = preheader_of(message)
+        assert preheader, kind
+        assert topic not in preheader and preheader not in message.subject, (kind, message.subject, preheader)
+
+
+def test_the_daily_mail_says_think_first_before_the_answer_link(mails_en):
+    message = mails_en["daily"]
+    [(html, _mimetype)] = message.alternatives
+    answer = re.search(r"https://dailyq\.example/questions/\d+/", message.body).group(0)
+
+    assert html.index("Think it through first") < html.index(f'href="{answer}"')
+    assert message.body.index("Think it through") < message.body.index(answer)
+
+
+def test_the_weekly_digest_links_each_title_once_with_at_most_one_button(mails_en):
+    from tests.mailer.mail_samples import digest_questions
+
+    [(html, _mimetype)] = mails_en["weekly"].alternatives
+    elements = Elements(html)
+    questions = digest_questions()
+    assert len(questions) == 5
+    for title, url in questions:
+        assert html.count(f'href="{url}"') <= 2  # the title, and the one button for the first question
+        assert re.search(rf'<a [^>]*href="{re.escape(url)}"[^>]*>{re.escape(escape(title))}</a>', html), title
+        assert title in mails_en["weekly"].body and url in mails_en["weekly"].body
+    assert len(elements.with_class("button")) <= 1
+
+
+def test_admin_mails_carry_an_admins_footer_not_a_subscribers(mails_en):
+    for kind in ("run_report", "sending_paused"):
+        message = mails_en[kind]
+        [(html, _mimetype)] = message.alternatives
+        for part in (message.body, html):
+            assert "this address was entered on" not in part, kind
+            assert "you subscribed to" not in part, kind
+            assert "ADMINS" in part, kind
+        assert "List-Unsubscribe" not in message.extra_headers
+
+
+def test_the_run_report_shows_its_duration_to_the_second(mails_en):
+    message = mails_en["run_report"]
+    [(html, _mimetype)] = message.alternatives
+
+    for part in (message.body, html):
+        assert "0:02:05" in part
+        assert not re.search(r"\d:\d\d:\d\d\.\d", part)
+    assert "Fate unknown: 1" in message.body
+    assert "1 \u00d7 MessageRejected: Email address is not verified." in message.body

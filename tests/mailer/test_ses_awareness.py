@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import date
+from email.header import decode_header, make_header
 
 import pytest
 from django.core import mail
@@ -220,7 +221,8 @@ def test_paused_account_pauses_the_run_and_alerts_admins_until_resumed(fake_ses,
 
     assert SendingState.objects.get().paused
     assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
-    alerts = [m for m in fake_ses.accepted if "paused" in m["subject"]]
+    # "paused", in the site's language (Korean by default), in the encoded Subject header SES got.
+    alerts = [m for m in fake_ses.accepted if "일시 중지" in str(make_header(decode_header(m["subject"])))]
     assert [m["to"] for m in alerts] == [["ops@example.org"]]
     run.refresh_from_db()
     assert run.status == SendRun.Status.SENDING
