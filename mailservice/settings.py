@@ -397,11 +397,12 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 # --- Source code --------------------------------------------------------------------
 
 # DailyQ is AGPL-3.0-or-later: a modified DailyQ run as a public service must
-# offer its users the modified source. The site footer links SOURCE_CODE_URL;
-# whoever changes the code points it at where their version can be had.
-PROJECT_REPOSITORY_URL = "https://github.com/dailyq/dailyq"
-SOURCE_CODE_URL = env_str("SOURCE_CODE_URL", PROJECT_REPOSITORY_URL)
-if urlsplit(SOURCE_CODE_URL).scheme not in {"http", "https"} or not urlsplit(SOURCE_CODE_URL).netloc:
+# offer its users the modified source. The site footer links SOURCE_CODE_URL,
+# or, unset, /source.tar.gz: the code this server runs (mailservice/source.py).
+SOURCE_CODE_URL = env_str("SOURCE_CODE_URL")
+if SOURCE_CODE_URL and (
+    urlsplit(SOURCE_CODE_URL).scheme not in {"http", "https"} or not urlsplit(SOURCE_CODE_URL).netloc
+):
     raise ImproperlyConfigured(f"SOURCE_CODE_URL={SOURCE_CODE_URL!r} must be an absolute http(s) URL.")
 
 # --- Static files -------------------------------------------------------------------

@@ -19,6 +19,7 @@ urlpatterns = [
     path(settings.ADMIN_URL + "dashboard/", admin.site.admin_view(dashboard), name="dashboard"),
     path(settings.ADMIN_URL, admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("source.tar.gz", views.source_code, name="source-code"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("ses/events/", SESEventsView.as_view(), name="ses-events"),
     path("", include("subscriptions.urls")),

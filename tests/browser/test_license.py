@@ -30,7 +30,7 @@ def png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
-@pytest.mark.parametrize("value", ["javascript:alert(1)", "github.com/someone/dailyq", "/source/"])
+@pytest.mark.parametrize("value", ["javascript:alert(1)", "github.com/someone/dailyq", "/source.tar.gz"])
 def test_source_code_url_must_be_an_absolute_http_address(tmp_path, value):
     result = run_python(["-c", "import django; django.setup()"], {"SOURCE_CODE_URL": value}, tmp_path)
     assert result.returncode != 0

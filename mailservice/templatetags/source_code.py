@@ -1,5 +1,6 @@
 from django import template
 from django.conf import settings
+from django.urls import reverse
 
 register = template.Library()
 
@@ -7,4 +8,4 @@ register = template.Library()
 @register.simple_tag
 def source_code_url() -> str:
     """Where a visitor gets the source of the DailyQ they are using (AGPL-3.0 section 13)."""
-    return settings.SOURCE_CODE_URL
+    return settings.SOURCE_CODE_URL or reverse("source-code")
