@@ -1,6 +1,5 @@
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from subscriptions.models import Category
@@ -18,6 +17,7 @@ class Suppression(models.Model):
         COMPLAINT = "complaint", _("Complaint")
         ADMIN = "admin", _("Suppressed by an admin")
 
+    # The canonical form (subscriptions.addresses), as a subscriber's is.
     email = models.EmailField(_("email"), max_length=254)
     reason = models.CharField(_("reason"), max_length=16, choices=Reason)
     detail = models.TextField(_("detail"), blank=True)
@@ -29,7 +29,7 @@ class Suppression(models.Model):
         verbose_name_plural = _("suppressions")
         constraints = [
             models.UniqueConstraint(
-                Lower("email"), condition=models.Q(lifted_at__isnull=True), name="suppression_one_active_per_email"
+                fields=["email"], condition=models.Q(lifted_at__isnull=True), name="suppression_one_active_per_email"
             ),
         ]
 

@@ -30,6 +30,7 @@ from mailer.ses import (
     reusable_connection,
     send_message,
 )
+from subscriptions.addresses import canonical_email
 from subscriptions.models import Category, Frequency, Subscriber, Subscription
 from subscriptions.services import ReaderLinks
 
@@ -37,17 +38,23 @@ logger = logging.getLogger(__name__)
 
 
 def suppress_address(*, email: str, reason: str, detail: str = "") -> Suppression:
-    """Stop all mail to `email`; a second call keeps the first suppression."""
+    """Stop all mail to `email`, in any spelling; a second call keeps the first suppression.
+
+    Raises ValidationError for what is not an address DailyQ could mail.
+    """
+    email = canonical_email(email)
     try:
         with transaction.atomic():
             return Suppression.objects.create(email=email, reason=reason, detail=detail[:2000])
     except IntegrityError:
-        return Suppression.objects.get(email__iexact=email, lifted_at__isnull=True)
+        return Suppression.objects.get(email=email, lifted_at__isnull=True)
 
 
 def lift_suppression(*, email: str) -> int:
     """Allow mail to `email` again; returns how many suppressions were lifted."""
-    return Suppression.objects.filter(email__iexact=email, lifted_at__isnull=True).update(lifted_at=timezone.now())
+    return Suppression.objects.filter(email=selectors.address_key(email), lifted_at__isnull=True).update(
+        lifted_at=timezone.now()
+    )
 
 
 # --- Questions ---------------------------------------------------------------------
@@ -1040,7 +1047,7 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
             if delivery:
                 _set_feedback(delivery, Delivery.Feedback.COMPLAINED)
             for email in recipients:
-                for subscriber in Subscriber.objects.filter(email__iexact=email):
+                for subscriber in Subscriber.objects.filter(email=email):
                     unsubscribe(subscriber=subscriber)
                 suppress_address(email=email, reason=Suppression.Reason.COMPLAINT, detail=json_detail(detail))
     check_reputation()
@@ -1066,13 +1073,11 @@ def _sequence(value) -> list:
 
 
 def _valid_address(value) -> str | None:
-    """An address SES named, if it is one DailyQ could have mailed."""
-    from subscriptions.services import normalize_email
-
+    """An address SES named, in its canonical form, if it is one DailyQ could have mailed."""
     if not isinstance(value, str):
         return None
     try:
-        return normalize_email(value)
+        return canonical_email(value)
     except ValidationError:
         return None
 
@@ -1093,7 +1098,7 @@ def _set_feedback(delivery: Delivery, feedback: str) -> None:
 
 def _transient_bounces(email: str) -> int:
     recent = (
-        Delivery.objects.filter(subscription__subscriber__email__iexact=email, status=Delivery.Status.SENT)
+        Delivery.objects.filter(subscription__subscriber__email=email, status=Delivery.Status.SENT)
         .order_by("-sent_at")
         .values_list("feedback", flat=True)[:TRANSIENT_BOUNCE_WINDOW]
     )

@@ -17,7 +17,6 @@ import io
 import logging
 import re
 import secrets
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -25,9 +24,7 @@ from functools import lru_cache
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models.functions import Lower
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -38,11 +35,10 @@ from mailer.ses import recipient_allowed, send_message
 from mailservice import ratelimit
 from mailservice.ratelimit import Rate
 from subscriptions import tokens
+from subscriptions.addresses import canonical_email
 from subscriptions.models import Category, Frequency, Subscriber, Subscription, Verification
 
 logger = logging.getLogger(__name__)
-
-MAX_EMAIL_LENGTH = 254
 
 
 class InvalidCode(Exception):
@@ -62,37 +58,6 @@ class MailServiceUnavailable(Exception):
 
 
 # --- Input --------------------------------------------------------------------
-
-
-def normalize_email(value: str) -> str:
-    """Trimmed, with the domain lower-cased and in its IDNA (ASCII) form.
-
-    The local part keeps its case (it is the mailbox owner's), but addresses
-    are compared case-insensitively everywhere.
-    """
-    value = (value or "").strip()
-    if any(unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Cs"} for char in value):
-        # Control and format characters (quoted local parts allow some) can
-        # never be put in a mail header.
-        raise ValidationError(_("Enter a valid email address."), code="invalid")
-    if len(value) > MAX_EMAIL_LENGTH:
-        raise ValidationError(
-            _("An email address has at most %(max)d characters.") % {"max": MAX_EMAIL_LENGTH}, code="too_long"
-        )
-    local, at, domain = value.rpartition("@")
-    if not at or not local or not domain:
-        raise ValidationError(_("Enter a valid email address."), code="invalid")
-    try:
-        domain = domain.lower().encode("idna").decode("ascii")
-    except UnicodeError:
-        raise ValidationError(_("Enter a valid email address."), code="invalid") from None
-    value = f"{local}@{domain}"
-    if len(value) > MAX_EMAIL_LENGTH:
-        raise ValidationError(
-            _("An email address has at most %(max)d characters.") % {"max": MAX_EMAIL_LENGTH}, code="too_long"
-        )
-    validate_email(value)
-    return value
 
 
 def _clean_choices(categories, frequency) -> tuple[list[str], str]:
@@ -120,13 +85,13 @@ def _limit_code_requests(*, email: str, client_ip: str | None) -> None:
     """
     if client_ip:
         ratelimit.hit("codes-ip", client_ip, Rate(settings.VERIFICATION_CODES_PER_IP_PER_HOUR, 3600))
-    ratelimit.cooldown("code-cooldown", email.lower(), settings.VERIFICATION_RESEND_COOLDOWN_SECONDS)
-    ratelimit.hit("codes-address", email.lower(), Rate(settings.VERIFICATION_CODES_PER_ADDRESS_PER_HOUR, 3600))
+    ratelimit.cooldown("code-cooldown", email, settings.VERIFICATION_RESEND_COOLDOWN_SECONDS)
+    ratelimit.hit("codes-address", email, Rate(settings.VERIFICATION_CODES_PER_ADDRESS_PER_HOUR, 3600))
 
 
 def _give_back_cooldown(email: str) -> None:
     """No code went out: the visitor may try again at once (the hourly counts stay)."""
-    ratelimit.reset("code-cooldown", email.lower())
+    ratelimit.reset("code-cooldown", email)
 
 
 # --- Subscribing ----------------------------------------------------------------
@@ -142,7 +107,7 @@ def request_subscription(
     not mail the address and MailServiceUnavailable when SES does not answer;
     otherwise returns nothing, whatever the address.
     """
-    email = normalize_email(email)
+    email = canonical_email(email)
     categories, frequency = _clean_choices(categories, frequency)
     language = _clean_language(language)
     # Limits first: the sandbox question below goes to SES, which allows a
@@ -165,7 +130,7 @@ def request_subscription(
 
     with transaction.atomic():
         subscriber, _created = Subscriber.objects.get_or_create(
-            email__iexact=email, defaults={"email": email, "language": language, "frequency": frequency}
+            email=email, defaults={"language": language, "frequency": frequency}
         )
         if subscriber.status == Subscriber.Status.ACTIVE:
             # A second subscription would be a surprise; the owner gets a way in instead.
@@ -179,10 +144,10 @@ def resend_verification(*, email: str, client_ip: str | None = None) -> None:
 
     Same limits and same silence as request_subscription.
     """
-    email = normalize_email(email)
+    email = canonical_email(email)
     _limit_code_requests(email=email, client_ip=client_ip)
     with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().filter(email__iexact=email).first()
+        subscriber = Subscriber.objects.select_for_update().filter(email=email).first()
         if subscriber is None:
             return
         if subscriber.status == Subscriber.Status.ACTIVE:
@@ -275,12 +240,12 @@ def confirm_with_code(*, email: str, code: str) -> Subscriber:
     for every address alike.
     """
     try:
-        email = normalize_email(email)
+        email = canonical_email(email)
     except ValidationError:
         raise InvalidCode from None
     ratelimit.hit(
         "code-attempts",
-        email.lower(),
+        email,
         Rate(settings.VERIFICATION_MAX_ATTEMPTS, settings.VERIFICATION_CODE_TTL_SECONDS),
     )
     code = (code or "").strip()
@@ -288,7 +253,7 @@ def confirm_with_code(*, email: str, code: str) -> Subscriber:
         verification = (
             _open_verifications()
             .select_for_update()
-            .filter(subscriber__email__iexact=email, expires_at__gt=timezone.now())
+            .filter(subscriber__email=email, expires_at__gt=timezone.now())
             .exclude(code_hash="")
             .order_by("-created_at")
             .first()
@@ -346,7 +311,7 @@ def _confirm(verification: Verification) -> Subscriber:
     verification.confirmed_at = now
     verification.save(update_fields=["confirmed_at"])
     _open_verifications().filter(subscriber=subscriber).update(revoked_at=now)
-    ratelimit.reset("code-cooldown", subscriber.email.lower())
+    ratelimit.reset("code-cooldown", subscriber.email)
     _tasks().send_welcome.delay_on_commit(subscriber_id=subscriber.id)
     return subscriber
 
@@ -621,7 +586,7 @@ def plan_subscriber_import(text: str) -> ImportPlan:
             if not any(record.values()):
                 continue
             try:
-                email = normalize_email(email_value)
+                email = canonical_email(email_value)
                 categories = tuple(
                     sorted(
                         set((record.get("categories") or Category.BACKEND).replace(";", " ").replace(",", " ").split())
@@ -635,17 +600,17 @@ def plan_subscriber_import(text: str) -> ImportPlan:
             except ValidationError as exc:
                 plan.invalid.append(ImportProblem(line=number, value=email_value[:300], reason=" ".join(exc.messages)))
                 continue
-            if email.lower() in seen:
+            if email in seen:
                 plan.duplicates.append(ImportProblem(line=number, value=email, reason=str(_("Repeated in this file."))))
                 continue
-            seen.add(email.lower())
+            seen.add(email)
             plan.rows.append(
                 ImportRow(line=number, email=email, categories=categories, frequency=frequency, language=language)
             )
     except csv.Error as exc:
         plan.invalid.append(ImportProblem(line=reader.line_num, value="", reason=f"CSV: {exc}"))
     existing = _existing_emails([row.email for row in plan.rows])
-    for row in [row for row in plan.rows if row.email.lower() in existing]:
+    for row in [row for row in plan.rows if row.email in existing]:
         plan.rows.remove(row)
         plan.duplicates.append(ImportProblem(line=row.line, value=row.email, reason=str(_("Already a subscriber."))))
     plan.duplicates.sort(key=lambda problem: problem.line)
@@ -654,14 +619,9 @@ def plan_subscriber_import(text: str) -> ImportPlan:
 
 def _existing_emails(emails: list[str]) -> set[str]:
     found: set[str] = set()
-    lowered = sorted({email.lower() for email in emails})
-    for start in range(0, len(lowered), 1000):
-        chunk = lowered[start : start + 1000]
-        found.update(
-            Subscriber.objects.annotate(email_lower=Lower("email"))
-            .filter(email_lower__in=chunk)
-            .values_list("email_lower", flat=True)
-        )
+    emails = sorted(set(emails))
+    for start in range(0, len(emails), 1000):
+        found.update(Subscriber.objects.filter(email__in=emails[start : start + 1000]).values_list("email", flat=True))
     return found
 
 
@@ -685,8 +645,8 @@ def import_subscribers(*, plan: ImportPlan, already_consented: bool) -> ImportRe
     for row in plan.rows:
         with transaction.atomic():
             subscriber, created = Subscriber.objects.get_or_create(
-                email__iexact=row.email,
-                defaults={"email": row.email, "frequency": row.frequency, "language": row.language},
+                email=row.email,
+                defaults={"frequency": row.frequency, "language": row.language},
             )
             if not created:
                 skipped += 1
