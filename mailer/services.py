@@ -483,6 +483,7 @@ class OutgoingMail:
     email: str
     language: str
     subscriber_status: str
+    link_generation: int
     status: str = Delivery.Status.SENDING
     reason: str = ""
     ses_message_id: str = ""
@@ -504,6 +505,7 @@ _OUTGOING_FIELDS = (
     "subscription__subscriber__email",
     "subscription__subscriber__language",
     "subscription__subscriber__status",
+    "subscription__subscriber__link_generation",
 )
 _OUTCOME_FIELDS = ["status", "reason", "ses_message_id", "sent_at", "attempts"]
 
@@ -714,6 +716,7 @@ def _send_one(
                 questions=picked,
                 connection=connection,
                 reader_links=reader_links,
+                link_generation=mail.link_generation,
             ),
             priority=pacing.BULK,
             rate=rate,
@@ -765,6 +768,7 @@ def build_daily_email(
     connection=None,
     test: bool = False,
     reader_links=None,
+    link_generation: int | None = None,
 ):
     """A reader's mail of `day`: its question(s), links and unsubscribe headers.
 
@@ -773,7 +777,8 @@ def build_daily_email(
     `test` mail (an admin's test send, which goes to another address) carries
     no link that acts on the reader: both go to the landing page, and it has
     no List-Unsubscribe headers. `reader_links` (subscriptions.services.ReaderLinks):
-    the links' routes, when a batch has them already.
+    the links' routes, when a batch has them already; `link_generation`: the
+    reader's Subscriber.link_generation, when the batch read it (else it is read).
     """
     shared = render_shared_email(
         "daily_question",
@@ -787,8 +792,11 @@ def build_daily_email(
         links, headers = {"manage_url": landing, "unsubscribe_url": landing}, {}
     else:
         routed = reader_links or ReaderLinks.routed()
-        unsubscribe_link = routed.unsubscribe_url(subscriber_id, category)
-        links = {"manage_url": routed.manage_url(subscriber_id), "unsubscribe_url": unsubscribe_link}
+        unsubscribe_link = routed.unsubscribe_url(subscriber_id, category, generation=link_generation)
+        links = {
+            "manage_url": routed.manage_url(subscriber_id, generation=link_generation),
+            "unsubscribe_url": unsubscribe_link,
+        }
         headers = {"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     return email_message(personalise(shared, links), to=email, connection=connection, headers=headers)
 

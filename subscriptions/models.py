@@ -28,6 +28,9 @@ class Subscriber(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PENDING)
     frequency = models.CharField(_("frequency"), max_length=16, choices=Frequency, default=Frequency.DAILY)
     language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES, default="ko")
+    # Signed into the links of the reader's mails; a new subscription after an
+    # old one raises it, so the old mails' links stop managing it.
+    link_generation = models.PositiveIntegerField(_("link generation"), default=0, editable=False)
     consented_at = models.DateTimeField(_("consented to the privacy policy"), null=True, blank=True)
     confirmed_at = models.DateTimeField(_("confirmed"), null=True, blank=True)
     unsubscribed_at = models.DateTimeField(_("unsubscribed"), null=True, blank=True)

@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -299,6 +300,7 @@ def confirm_with_link(*, token: str) -> Subscriber:
 def _confirm(verification: Verification) -> Subscriber:
     now = timezone.now()
     subscriber = Subscriber.objects.select_for_update().get(id=verification.subscriber_id)
+    returning = subscriber.confirmed_at is not None
     subscriber.status = Subscriber.Status.ACTIVE
     subscriber.frequency = verification.frequency
     subscriber.language = verification.language
@@ -306,6 +308,10 @@ def _confirm(verification: Verification) -> Subscriber:
     subscriber.confirmed_at = now
     subscriber.unsubscribed_at = None
     subscriber.save()
+    if returning:
+        # A subscription begun anew: links in the mails of the one before (perhaps
+        # forwarded or kept by someone else) must not manage this one.
+        rotate_reader_links(subscriber=subscriber)
     for category in verification.categories:
         _activate(subscriber, category, now=now)
     verification.confirmed_at = now
@@ -334,28 +340,49 @@ def _activate(subscriber: Subscriber, category: str, *, now) -> Subscription:
 # --- Mails to subscribers ---------------------------------------------------------
 
 
-# Links take the subscriber's id: the daily send builds them from plain values.
+# Links take the subscriber's id and link generation (Subscriber.link_generation):
+# the daily send builds them from plain values. Without a generation, the
+# subscriber's current one is read.
 
 
-def manage_path(subscriber_id: int) -> str:
-    return token_path("subscriptions:manage", _manage_token(subscriber_id))
+def manage_path(subscriber_id: int, *, generation: int | None = None) -> str:
+    return token_path("subscriptions:manage", _manage_token(subscriber_id, generation))
 
 
-def manage_url(subscriber_id: int) -> str:
-    return _put_token(_absolute_route("subscriptions:manage"), _manage_token(subscriber_id))
+def manage_url(subscriber_id: int, *, generation: int | None = None) -> str:
+    return _put_token(_absolute_route("subscriptions:manage"), _manage_token(subscriber_id, generation))
 
 
-def unsubscribe_url(subscriber_id: int, category: str | None = None) -> str:
-    return _put_token(_absolute_route("subscriptions:unsubscribe"), _unsubscribe_token(subscriber_id, category))
+def unsubscribe_url(subscriber_id: int, category: str | None = None, *, generation: int | None = None) -> str:
+    return _put_token(
+        _absolute_route("subscriptions:unsubscribe"), _unsubscribe_token(subscriber_id, category, generation)
+    )
 
 
-def _manage_token(subscriber_id: int) -> str:
-    return tokens.make_token(tokens.Purpose.MANAGE, {"s": subscriber_id})
+def _manage_token(subscriber_id: int, generation: int | None) -> str:
+    return tokens.make_token(tokens.Purpose.MANAGE, _reader_payload(subscriber_id, generation))
 
 
-def _unsubscribe_token(subscriber_id: int, category: str | None) -> str:
-    payload = {"s": subscriber_id} if category is None else {"s": subscriber_id, "c": category}
+def _unsubscribe_token(subscriber_id: int, category: str | None, generation: int | None) -> str:
+    payload = _reader_payload(subscriber_id, generation)
+    if category is not None:
+        payload["c"] = category
     return tokens.make_token(tokens.Purpose.UNSUBSCRIBE, payload)
+
+
+def _reader_payload(subscriber_id: int, generation: int | None) -> dict:
+    if generation is None:
+        generation = Subscriber.objects.filter(id=subscriber_id).values_list("link_generation", flat=True).first() or 0
+    # Generation 0 is left out: a first subscription's links stay as short as they were.
+    return {"s": subscriber_id, "g": generation} if generation else {"s": subscriber_id}
+
+
+def rotate_reader_links(*, subscriber: Subscriber) -> Subscriber:
+    """Void the manage links in the reader's mails so far; their unsubscribe links
+    work on for tokens.OLD_UNSUBSCRIBE_LINKS_WORK_FOR (selectors.subscriber_for_token)."""
+    Subscriber.objects.filter(id=subscriber.id).update(link_generation=F("link_generation") + 1)
+    subscriber.refresh_from_db(fields=["link_generation"])
+    return subscriber
 
 
 @dataclass(frozen=True)
@@ -376,11 +403,11 @@ class ReaderLinks:
             manage=_absolute_route("subscriptions:manage"), unsubscribe=_absolute_route("subscriptions:unsubscribe")
         )
 
-    def manage_url(self, subscriber_id: int) -> str:
-        return _put_token(self.manage, _manage_token(subscriber_id))
+    def manage_url(self, subscriber_id: int, *, generation: int | None = None) -> str:
+        return _put_token(self.manage, _manage_token(subscriber_id, generation))
 
-    def unsubscribe_url(self, subscriber_id: int, category: str | None = None) -> str:
-        return _put_token(self.unsubscribe, _unsubscribe_token(subscriber_id, category))
+    def unsubscribe_url(self, subscriber_id: int, category: str | None = None, *, generation: int | None = None) -> str:
+        return _put_token(self.unsubscribe, _unsubscribe_token(subscriber_id, category, generation))
 
 
 def _absolute_route(name: str) -> tuple[str, str, str]:
@@ -434,12 +461,12 @@ def _mail_subscriber(subscriber_id: int, template: str, *, only_if_active: bool 
     )
     if not recipient_allowed(subscriber.email):
         return False
-    unsubscribe_link = unsubscribe_url(subscriber.id)
+    unsubscribe_link = unsubscribe_url(subscriber.id, generation=subscriber.link_generation)
     context = {
         "subscriber": subscriber,
         "categories": [Category(c).label for c in categories],
         "frequency": Frequency(subscriber.frequency).label,
-        "manage_url": manage_url(subscriber.id),
+        "manage_url": manage_url(subscriber.id, generation=subscriber.link_generation),
         "unsubscribe_url": unsubscribe_link,
     }
     headers = {"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
