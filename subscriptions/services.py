@@ -34,7 +34,7 @@ from mailer.emails import absolute_url, build_email
 from mailer.selectors import is_suppressed, start_position
 from mailer.ses import recipient_allowed, send_message
 from mailservice import ratelimit
-from mailservice.ratelimit import Rate
+from mailservice.ratelimit import Limit, Rate
 from subscriptions import tokens
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Category, Frequency, Subscriber, Subscription, Verification
@@ -81,18 +81,35 @@ def _clean_language(language: str) -> str:
 def _limit_code_requests(*, email: str, client_ip: str | None) -> None:
     """Raise RateLimited when another code may not be mailed yet.
 
-    Counted per address and per client IP, identically for known and unknown
-    addresses, in the shared cache.
+    Counted in the shared cache, identically for known and unknown addresses,
+    and all together (a refused request spends nothing):
+
+    - per client (mailservice.ratelimit.client_identity), whatever the
+      addresses: VERIFICATION_CODES_PER_IP_PER_HOUR;
+    - per address and client: one per VERIFICATION_RESEND_COOLDOWN_SECONDS and
+      VERIFICATION_CODES_PER_ADDRESS_AND_CLIENT_PER_HOUR;
+    - per address, from all clients: VERIFICATION_CODES_PER_ADDRESS_PER_HOUR,
+      the most code mail a mailbox gets.
+
+    Counting per address and client lets the owner of an address that
+    strangers keep asking for still get a code: it takes several clients
+    (IPv4 addresses or IPv6 /64s) to spend the address's own cap.
     """
-    if client_ip:
-        ratelimit.hit("codes-ip", client_ip, Rate(settings.VERIFICATION_CODES_PER_IP_PER_HOUR, 3600))
-    ratelimit.cooldown("code-cooldown", email, settings.VERIFICATION_RESEND_COOLDOWN_SECONDS)
-    ratelimit.hit("codes-address", email, Rate(settings.VERIFICATION_CODES_PER_ADDRESS_PER_HOUR, 3600))
+    client = ratelimit.client_identity(client_ip)
+    pair = f"{email} {client}"
+    limits = [
+        Limit("codes-address", email, Rate(settings.VERIFICATION_CODES_PER_ADDRESS_PER_HOUR, 3600)),
+        Limit("code-cooldown", pair, Rate(1, settings.VERIFICATION_RESEND_COOLDOWN_SECONDS)),
+        Limit("codes-address-client", pair, Rate(settings.VERIFICATION_CODES_PER_ADDRESS_AND_CLIENT_PER_HOUR, 3600)),
+    ]
+    if client:
+        limits.append(Limit("codes-ip", client, Rate(settings.VERIFICATION_CODES_PER_IP_PER_HOUR, 3600)))
+    ratelimit.take(*limits)
 
 
-def _give_back_cooldown(email: str) -> None:
+def _give_back_cooldown(*, email: str, client_ip: str | None) -> None:
     """No code went out: the visitor may try again at once (the hourly counts stay)."""
-    ratelimit.reset("code-cooldown", email)
+    ratelimit.reset("code-cooldown", f"{email} {ratelimit.client_identity(client_ip)}")
 
 
 # --- Subscribing ----------------------------------------------------------------
@@ -121,12 +138,12 @@ def request_subscription(
         allowed = recipient_allowed(email, fresh=True)
     except (ClientError, BotoCoreError) as exc:
         logger.warning("subscribe: SES did not answer the sandbox question: %r", exc)
-        _give_back_cooldown(email)
+        _give_back_cooldown(email=email, client_ip=client_ip)
         raise MailServiceUnavailable from exc
     if not allowed:
         # Said plainly: this is about SES's test mode, not about the address's
         # standing with DailyQ, so it reveals nothing about subscribers.
-        _give_back_cooldown(email)
+        _give_back_cooldown(email=email, client_ip=client_ip)
         raise SandboxRecipientRefused
 
     with transaction.atomic():
@@ -317,7 +334,6 @@ def _confirm(verification: Verification) -> Subscriber:
     verification.confirmed_at = now
     verification.save(update_fields=["confirmed_at"])
     _open_verifications().filter(subscriber=subscriber).update(revoked_at=now)
-    ratelimit.reset("code-cooldown", subscriber.email)
     _tasks().send_welcome.delay_on_commit(subscriber_id=subscriber.id)
     return subscriber
 
