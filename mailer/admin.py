@@ -17,6 +17,7 @@ from mailer import selectors, services
 from mailer.dev_views import MAIL_HTML_POLICY
 from mailer.markdown import render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
+from subscriptions.forms import clean_email_field
 from subscriptions.models import Subscription
 
 
@@ -29,8 +30,8 @@ class SuppressionForm(forms.ModelForm):
         # One suppression in force per address is a database constraint, but it
         # depends on lifted_at, which is not on the form, so Django leaves it to
         # the database; checked here to answer with a message instead of an error page.
-        email = self.cleaned_data["email"]
-        same_address = self.instance.pk is not None and self.instance.email.lower() == email.lower()
+        email = clean_email_field(self.cleaned_data["email"])
+        same_address = self.instance.pk is not None and self.instance.email == email
         if self.instance.lifted_at is None and not same_address and selectors.is_suppressed(email=email):
             raise forms.ValidationError(_("This address is already suppressed."), code="already_suppressed")
         return email

@@ -1,7 +1,6 @@
 from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from mailer.markdown import validate_markdown_size
@@ -20,6 +19,7 @@ class Suppression(models.Model):
         COMPLAINT = "complaint", _("Complaint")
         ADMIN = "admin", _("Suppressed by an admin")
 
+    # The canonical form (subscriptions.addresses), as a subscriber's is.
     email = models.EmailField(_("email"), max_length=254)
     reason = models.CharField(_("reason"), max_length=16, choices=Reason)
     detail = models.TextField(_("detail"), blank=True)
@@ -31,7 +31,7 @@ class Suppression(models.Model):
         verbose_name_plural = _("suppressions")
         constraints = [
             models.UniqueConstraint(
-                Lower("email"), condition=models.Q(lifted_at__isnull=True), name="suppression_one_active_per_email"
+                fields=["email"], condition=models.Q(lifted_at__isnull=True), name="suppression_one_active_per_email"
             ),
         ]
 

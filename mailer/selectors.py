@@ -3,14 +3,29 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, Suppression
+from subscriptions.addresses import canonical_email
 from subscriptions.models import Category, Frequency, Subscriber, Subscription
 
 
 def is_suppressed(*, email: str) -> bool:
-    return Suppression.objects.filter(email__iexact=email, lifted_at__isnull=True).exists()
+    """Whether a suppression in force holds `email`, in any spelling."""
+    return Suppression.objects.filter(email=address_key(email), lifted_at__isnull=True).exists()
+
+
+def address_key(email: str) -> str:
+    """What a stored address is looked up by: its canonical form.
+
+    An address with none (a suppression stored before addresses were
+    canonical, with a local part that is not ASCII) is its own key.
+    """
+    try:
+        return canonical_email(email)
+    except ValidationError:
+        return email
 
 
 def start_position(*, category: str) -> int:

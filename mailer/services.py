@@ -31,6 +31,7 @@ from mailer.ses import (
     reusable_connection,
     send_message,
 )
+from subscriptions.addresses import canonical_email
 from subscriptions.models import Category, Frequency, Subscriber, Subscription
 from subscriptions.services import ReaderLinks
 
@@ -38,17 +39,23 @@ logger = logging.getLogger(__name__)
 
 
 def suppress_address(*, email: str, reason: str, detail: str = "") -> Suppression:
-    """Stop all mail to `email`; a second call keeps the first suppression."""
+    """Stop all mail to `email`, in any spelling; a second call keeps the first suppression.
+
+    Raises ValidationError for what is not an address DailyQ could mail.
+    """
+    email = canonical_email(email)
     try:
         with transaction.atomic():
             return Suppression.objects.create(email=email, reason=reason, detail=detail[:2000])
     except IntegrityError:
-        return Suppression.objects.get(email__iexact=email, lifted_at__isnull=True)
+        return Suppression.objects.get(email=email, lifted_at__isnull=True)
 
 
 def lift_suppression(*, email: str) -> int:
     """Allow mail to `email` again; returns how many suppressions were lifted."""
-    return Suppression.objects.filter(email__iexact=email, lifted_at__isnull=True).update(lifted_at=timezone.now())
+    return Suppression.objects.filter(email=selectors.address_key(email), lifted_at__isnull=True).update(
+        lifted_at=timezone.now()
+    )
 
 
 # --- Questions ---------------------------------------------------------------------
@@ -538,6 +545,7 @@ class OutgoingMail:
     email: str
     language: str
     subscriber_status: str
+    link_generation: int
     status: str = Delivery.Status.SENDING
     reason: str = ""
     ses_message_id: str = ""
@@ -559,6 +567,7 @@ _OUTGOING_FIELDS = (
     "subscription__subscriber__email",
     "subscription__subscriber__language",
     "subscription__subscriber__status",
+    "subscription__subscriber__link_generation",
 )
 _OUTCOME_FIELDS = ["status", "reason", "ses_message_id", "sent_at", "attempts"]
 
@@ -769,6 +778,7 @@ def _send_one(
                 questions=picked,
                 connection=connection,
                 reader_links=reader_links,
+                link_generation=mail.link_generation,
             ),
             priority=pacing.BULK,
             rate=rate,
@@ -820,6 +830,7 @@ def build_daily_email(
     connection=None,
     test: bool = False,
     reader_links=None,
+    link_generation: int | None = None,
 ):
     """A reader's mail of `day`: its question(s), links and unsubscribe headers.
 
@@ -828,7 +839,8 @@ def build_daily_email(
     `test` mail (an admin's test send, which goes to another address) carries
     no link that acts on the reader: both go to the landing page, and it has
     no List-Unsubscribe headers. `reader_links` (subscriptions.services.ReaderLinks):
-    the links' routes, when a batch has them already.
+    the links' routes, when a batch has them already; `link_generation`: the
+    reader's Subscriber.link_generation, when the batch read it (else it is read).
     """
     shared = render_shared_email(
         "daily_question",
@@ -842,8 +854,11 @@ def build_daily_email(
         links, headers = {"manage_url": landing, "unsubscribe_url": landing}, {}
     else:
         routed = reader_links or ReaderLinks.routed()
-        unsubscribe_link = routed.unsubscribe_url(subscriber_id, category)
-        links = {"manage_url": routed.manage_url(subscriber_id), "unsubscribe_url": unsubscribe_link}
+        unsubscribe_link = routed.unsubscribe_url(subscriber_id, category, generation=link_generation)
+        links = {
+            "manage_url": routed.manage_url(subscriber_id, generation=link_generation),
+            "unsubscribe_url": unsubscribe_link,
+        }
         headers = {"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     return email_message(personalise(shared, links), to=email, connection=connection, headers=headers)
 
@@ -1108,7 +1123,7 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
             if delivery:
                 _set_feedback(delivery, Delivery.Feedback.COMPLAINED)
             for email in recipients:
-                for subscriber in Subscriber.objects.filter(email__iexact=email):
+                for subscriber in Subscriber.objects.filter(email=email):
                     unsubscribe(subscriber=subscriber)
                 suppress_address(email=email, reason=Suppression.Reason.COMPLAINT, detail=json_detail(detail))
     check_reputation()
@@ -1134,13 +1149,11 @@ def _sequence(value) -> list:
 
 
 def _valid_address(value) -> str | None:
-    """An address SES named, if it is one DailyQ could have mailed."""
-    from subscriptions.services import normalize_email
-
+    """An address SES named, in its canonical form, if it is one DailyQ could have mailed."""
     if not isinstance(value, str):
         return None
     try:
-        return normalize_email(value)
+        return canonical_email(value)
     except ValidationError:
         return None
 
@@ -1161,7 +1174,7 @@ def _set_feedback(delivery: Delivery, feedback: str) -> None:
 
 def _transient_bounces(email: str) -> int:
     recent = (
-        Delivery.objects.filter(subscription__subscriber__email__iexact=email, status=Delivery.Status.SENT)
+        Delivery.objects.filter(subscription__subscriber__email=email, status=Delivery.Status.SENT)
         .order_by("-sent_at")
         .values_list("feedback", flat=True)[:TRANSIENT_BOUNCE_WINDOW]
     )

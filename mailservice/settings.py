@@ -355,11 +355,14 @@ if PRIVACY_CONTACT_EMAIL and (
 # --- Subscriptions ---------------------------------------------------------------------
 
 # A mailed code (and its confirm link) lives this long and allows this many
-# wrong tries; a new one can be asked for after the cooldown, a few per hour.
+# wrong tries; a client can ask for a new one for an address after the
+# cooldown, a few per hour, and an address gets at most a larger number from
+# all clients together (subscriptions.services._limit_code_requests).
 VERIFICATION_CODE_TTL_SECONDS = env_int("VERIFICATION_CODE_TTL_SECONDS", 600)
 VERIFICATION_MAX_ATTEMPTS = env_int("VERIFICATION_MAX_ATTEMPTS", 5)
 VERIFICATION_RESEND_COOLDOWN_SECONDS = env_int("VERIFICATION_RESEND_COOLDOWN_SECONDS", 60)
-VERIFICATION_CODES_PER_ADDRESS_PER_HOUR = env_int("VERIFICATION_CODES_PER_ADDRESS_PER_HOUR", 5)
+VERIFICATION_CODES_PER_ADDRESS_AND_CLIENT_PER_HOUR = env_int("VERIFICATION_CODES_PER_ADDRESS_AND_CLIENT_PER_HOUR", 5)
+VERIFICATION_CODES_PER_ADDRESS_PER_HOUR = env_int("VERIFICATION_CODES_PER_ADDRESS_PER_HOUR", 20)
 VERIFICATION_CODES_PER_IP_PER_HOUR = env_int("VERIFICATION_CODES_PER_IP_PER_HOUR", 10)
 
 # --- The daily send --------------------------------------------------------------------

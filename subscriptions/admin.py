@@ -14,7 +14,8 @@ from django.utils.translation import ngettext
 
 from mailer.services import suppress_address
 from subscriptions import services
-from subscriptions.models import Subscriber, Subscription, Verification
+from subscriptions.forms import clean_email_field
+from subscriptions.models import SetAsideAddress, Subscriber, Subscription, Verification
 
 IMPORT_SESSION_KEY = "subscriptions.admin.import_csv"
 IMPORT_MAX_BYTES = 2 * 1024 * 1024
@@ -69,8 +70,21 @@ class ConfirmImportForm(forms.Form):
     )
 
 
+class SubscriberForm(forms.ModelForm):
+    # Read as the subscribe form reads it: canonical, or one clear error.
+    email = forms.CharField(label=_("email"), max_length=1000)
+
+    class Meta:
+        model = Subscriber
+        fields = ["email", "status", "frequency", "language"]
+
+    def clean_email(self):
+        return clean_email_field(self.cleaned_data["email"])
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
+    form = SubscriberForm
     list_display = ("email", "status", "categories", "frequency", "language", "created_at", "confirmed_at", "last_mail")
     list_filter = ("status", "frequency", "language", "subscriptions__category", "created_at", "confirmed_at")
     search_fields = ("email",)
@@ -273,6 +287,23 @@ class VerificationAdmin(admin.ModelAdmin):
     list_select_related = ("subscriber",)
     # Codes are secrets and requests are history: read only.
     fields = readonly_fields = [f.name for f in Verification._meta.fields if f.name != "code_hash"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SetAsideAddress)
+class SetAsideAddressAdmin(admin.ModelAdmin):
+    """What the move to canonical addresses set aside, for an admin to settle (or delete once settled)."""
+
+    list_display = ("email", "reason", "subscriber", "kept_by", "created_at")
+    list_filter = ("reason",)
+    search_fields = ("email",)
+    list_select_related = ("subscriber", "kept_by")
+    fields = readonly_fields = ("email", "reason", "detail", "subscriber", "kept_by", "created_at")
 
     def has_add_permission(self, request):
         return False

@@ -2,8 +2,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from subscriptions.addresses import canonical_email
 from subscriptions.models import Category, Frequency
-from subscriptions.services import normalize_email
 
 
 class EmailInput(forms.EmailInput):
@@ -14,14 +14,15 @@ class EmailInput(forms.EmailInput):
 
 
 def clean_email_field(value: str) -> str:
+    """The address in its canonical form (subscriptions.addresses), or one clear error."""
     try:
-        return normalize_email(value)
+        return canonical_email(value)
     except ValidationError as exc:
-        raise ValidationError(exc.messages[0]) from None
+        raise ValidationError(exc.messages[0], code=getattr(exc, "code", None)) from None
 
 
 class SubscribeForm(forms.Form):
-    # Length is checked by normalize_email, with a clearer message than the
+    # Length is checked by canonical_email, with a clearer message than the
     # browser's silent maxlength cut.
     email = forms.CharField(label=_("Email"), widget=EmailInput(), max_length=1000)
     categories = forms.MultipleChoiceField(

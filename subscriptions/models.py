@@ -22,11 +22,15 @@ class Subscriber(models.Model):
         ACTIVE = "active", _("Active")
         UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
 
-    # Stored as entered (trimmed, domain lower-cased); unique case-insensitively.
+    # The canonical form (subscriptions.addresses), so one mailbox is one row,
+    # found by plain equality.
     email = models.EmailField(_("email"), max_length=254)
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PENDING)
     frequency = models.CharField(_("frequency"), max_length=16, choices=Frequency, default=Frequency.DAILY)
     language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES, default="ko")
+    # Signed into the links of the reader's mails; a new subscription after an
+    # old one raises it, so the old mails' links stop managing it.
+    link_generation = models.PositiveIntegerField(_("link generation"), default=0, editable=False)
     consented_at = models.DateTimeField(_("consented to the privacy policy"), null=True, blank=True)
     confirmed_at = models.DateTimeField(_("confirmed"), null=True, blank=True)
     unsubscribed_at = models.DateTimeField(_("unsubscribed"), null=True, blank=True)
@@ -37,7 +41,12 @@ class Subscriber(models.Model):
         verbose_name = _("subscriber")
         verbose_name_plural = _("subscribers")
         constraints = [
-            models.UniqueConstraint(Lower("email"), name="subscriber_email_unique_ci"),
+            models.UniqueConstraint(fields=["email"], name="subscriber_email_unique"),
+            # What the database can check of the canonical form: ASCII and lower case.
+            models.CheckConstraint(
+                condition=models.Q(email=Lower("email")) & models.Q(email__regex=r"^[ -~]+\Z"),
+                name="subscriber_email_canonical",
+            ),
             models.CheckConstraint(
                 condition=~models.Q(status="active") | models.Q(confirmed_at__isnull=False),
                 name="subscriber_active_is_confirmed",
@@ -101,3 +110,41 @@ class Verification(models.Model):
 
     def __str__(self):
         return f"{self.subscriber.email} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class SetAsideAddress(models.Model):
+    """A stored address that had no place once addresses became canonical (migration 0002).
+
+    Either it is not one DailyQ can mail (a local part that is not ASCII), or
+    it is another spelling of an address a subscriber kept. Its subscriber
+    row stays, with its history, under a placeholder address that gets no
+    mail; an admin decides what to do with it.
+    """
+
+    class Reason(models.TextChoices):
+        INVALID = "invalid", _("Not an address DailyQ can mail")
+        DUPLICATE = "duplicate", _("Another spelling of a kept subscriber's address")
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="+", verbose_name=_("subscriber set aside")
+    )
+    email = models.CharField(_("address as it was stored"), max_length=1000)
+    reason = models.CharField(_("reason"), max_length=16, choices=Reason)
+    detail = models.TextField(_("detail"), blank=True)
+    # Erasing the subscriber that kept the address erases its other spellings too.
+    kept_by = models.ForeignKey(
+        Subscriber,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("subscriber that kept the address"),
+    )
+    created_at = models.DateTimeField(_("set aside"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("address set aside")
+        verbose_name_plural = _("addresses set aside")
+
+    def __str__(self):
+        return self.email

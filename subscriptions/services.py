@@ -17,7 +17,6 @@ import io
 import logging
 import re
 import secrets
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -25,9 +24,8 @@ from functools import lru_cache
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models.functions import Lower
+from django.db.models import F
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -36,13 +34,12 @@ from mailer.emails import absolute_url, build_email
 from mailer.selectors import is_suppressed, start_position
 from mailer.ses import recipient_allowed, send_message
 from mailservice import ratelimit
-from mailservice.ratelimit import Rate
+from mailservice.ratelimit import Limit, Rate
 from subscriptions import tokens
+from subscriptions.addresses import canonical_email
 from subscriptions.models import Category, Frequency, Subscriber, Subscription, Verification
 
 logger = logging.getLogger(__name__)
-
-MAX_EMAIL_LENGTH = 254
 
 
 class InvalidCode(Exception):
@@ -62,37 +59,6 @@ class MailServiceUnavailable(Exception):
 
 
 # --- Input --------------------------------------------------------------------
-
-
-def normalize_email(value: str) -> str:
-    """Trimmed, with the domain lower-cased and in its IDNA (ASCII) form.
-
-    The local part keeps its case (it is the mailbox owner's), but addresses
-    are compared case-insensitively everywhere.
-    """
-    value = (value or "").strip()
-    if any(unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Cs"} for char in value):
-        # Control and format characters (quoted local parts allow some) can
-        # never be put in a mail header.
-        raise ValidationError(_("Enter a valid email address."), code="invalid")
-    if len(value) > MAX_EMAIL_LENGTH:
-        raise ValidationError(
-            _("An email address has at most %(max)d characters.") % {"max": MAX_EMAIL_LENGTH}, code="too_long"
-        )
-    local, at, domain = value.rpartition("@")
-    if not at or not local or not domain:
-        raise ValidationError(_("Enter a valid email address."), code="invalid")
-    try:
-        domain = domain.lower().encode("idna").decode("ascii")
-    except UnicodeError:
-        raise ValidationError(_("Enter a valid email address."), code="invalid") from None
-    value = f"{local}@{domain}"
-    if len(value) > MAX_EMAIL_LENGTH:
-        raise ValidationError(
-            _("An email address has at most %(max)d characters.") % {"max": MAX_EMAIL_LENGTH}, code="too_long"
-        )
-    validate_email(value)
-    return value
 
 
 def _clean_choices(categories, frequency) -> tuple[list[str], str]:
@@ -115,18 +81,35 @@ def _clean_language(language: str) -> str:
 def _limit_code_requests(*, email: str, client_ip: str | None) -> None:
     """Raise RateLimited when another code may not be mailed yet.
 
-    Counted per address and per client IP, identically for known and unknown
-    addresses, in the shared cache.
+    Counted in the shared cache, identically for known and unknown addresses,
+    and all together (a refused request spends nothing):
+
+    - per client (mailservice.ratelimit.client_identity), whatever the
+      addresses: VERIFICATION_CODES_PER_IP_PER_HOUR;
+    - per address and client: one per VERIFICATION_RESEND_COOLDOWN_SECONDS and
+      VERIFICATION_CODES_PER_ADDRESS_AND_CLIENT_PER_HOUR;
+    - per address, from all clients: VERIFICATION_CODES_PER_ADDRESS_PER_HOUR,
+      the most code mail a mailbox gets.
+
+    Counting per address and client lets the owner of an address that
+    strangers keep asking for still get a code: it takes several clients
+    (IPv4 addresses or IPv6 /64s) to spend the address's own cap.
     """
-    if client_ip:
-        ratelimit.hit("codes-ip", client_ip, Rate(settings.VERIFICATION_CODES_PER_IP_PER_HOUR, 3600))
-    ratelimit.cooldown("code-cooldown", email.lower(), settings.VERIFICATION_RESEND_COOLDOWN_SECONDS)
-    ratelimit.hit("codes-address", email.lower(), Rate(settings.VERIFICATION_CODES_PER_ADDRESS_PER_HOUR, 3600))
+    client = ratelimit.client_identity(client_ip)
+    pair = f"{email} {client}"
+    limits = [
+        Limit("codes-address", email, Rate(settings.VERIFICATION_CODES_PER_ADDRESS_PER_HOUR, 3600)),
+        Limit("code-cooldown", pair, Rate(1, settings.VERIFICATION_RESEND_COOLDOWN_SECONDS)),
+        Limit("codes-address-client", pair, Rate(settings.VERIFICATION_CODES_PER_ADDRESS_AND_CLIENT_PER_HOUR, 3600)),
+    ]
+    if client:
+        limits.append(Limit("codes-ip", client, Rate(settings.VERIFICATION_CODES_PER_IP_PER_HOUR, 3600)))
+    ratelimit.take(*limits)
 
 
-def _give_back_cooldown(email: str) -> None:
+def _give_back_cooldown(*, email: str, client_ip: str | None) -> None:
     """No code went out: the visitor may try again at once (the hourly counts stay)."""
-    ratelimit.reset("code-cooldown", email.lower())
+    ratelimit.reset("code-cooldown", f"{email} {ratelimit.client_identity(client_ip)}")
 
 
 # --- Subscribing ----------------------------------------------------------------
@@ -142,7 +125,7 @@ def request_subscription(
     not mail the address and MailServiceUnavailable when SES does not answer;
     otherwise returns nothing, whatever the address.
     """
-    email = normalize_email(email)
+    email = canonical_email(email)
     categories, frequency = _clean_choices(categories, frequency)
     language = _clean_language(language)
     # Limits first: the sandbox question below goes to SES, which allows a
@@ -155,17 +138,17 @@ def request_subscription(
         allowed = recipient_allowed(email, fresh=True)
     except (ClientError, BotoCoreError) as exc:
         logger.warning("subscribe: SES did not answer the sandbox question: %r", exc)
-        _give_back_cooldown(email)
+        _give_back_cooldown(email=email, client_ip=client_ip)
         raise MailServiceUnavailable from exc
     if not allowed:
         # Said plainly: this is about SES's test mode, not about the address's
         # standing with DailyQ, so it reveals nothing about subscribers.
-        _give_back_cooldown(email)
+        _give_back_cooldown(email=email, client_ip=client_ip)
         raise SandboxRecipientRefused
 
     with transaction.atomic():
         subscriber, _created = Subscriber.objects.get_or_create(
-            email__iexact=email, defaults={"email": email, "language": language, "frequency": frequency}
+            email=email, defaults={"language": language, "frequency": frequency}
         )
         if subscriber.status == Subscriber.Status.ACTIVE:
             # A second subscription would be a surprise; the owner gets a way in instead.
@@ -179,10 +162,10 @@ def resend_verification(*, email: str, client_ip: str | None = None) -> None:
 
     Same limits and same silence as request_subscription.
     """
-    email = normalize_email(email)
+    email = canonical_email(email)
     _limit_code_requests(email=email, client_ip=client_ip)
     with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().filter(email__iexact=email).first()
+        subscriber = Subscriber.objects.select_for_update().filter(email=email).first()
         if subscriber is None:
             return
         if subscriber.status == Subscriber.Status.ACTIVE:
@@ -275,12 +258,12 @@ def confirm_with_code(*, email: str, code: str) -> Subscriber:
     for every address alike.
     """
     try:
-        email = normalize_email(email)
+        email = canonical_email(email)
     except ValidationError:
         raise InvalidCode from None
     ratelimit.hit(
         "code-attempts",
-        email.lower(),
+        email,
         Rate(settings.VERIFICATION_MAX_ATTEMPTS, settings.VERIFICATION_CODE_TTL_SECONDS),
     )
     code = (code or "").strip()
@@ -288,7 +271,7 @@ def confirm_with_code(*, email: str, code: str) -> Subscriber:
         verification = (
             _open_verifications()
             .select_for_update()
-            .filter(subscriber__email__iexact=email, expires_at__gt=timezone.now())
+            .filter(subscriber__email=email, expires_at__gt=timezone.now())
             .exclude(code_hash="")
             .order_by("-created_at")
             .first()
@@ -334,6 +317,7 @@ def confirm_with_link(*, token: str) -> Subscriber:
 def _confirm(verification: Verification) -> Subscriber:
     now = timezone.now()
     subscriber = Subscriber.objects.select_for_update().get(id=verification.subscriber_id)
+    returning = subscriber.confirmed_at is not None
     subscriber.status = Subscriber.Status.ACTIVE
     subscriber.frequency = verification.frequency
     subscriber.language = verification.language
@@ -341,12 +325,15 @@ def _confirm(verification: Verification) -> Subscriber:
     subscriber.confirmed_at = now
     subscriber.unsubscribed_at = None
     subscriber.save()
+    if returning:
+        # A subscription begun anew: links in the mails of the one before (perhaps
+        # forwarded or kept by someone else) must not manage this one.
+        rotate_reader_links(subscriber=subscriber)
     for category in verification.categories:
         _activate(subscriber, category, now=now)
     verification.confirmed_at = now
     verification.save(update_fields=["confirmed_at"])
     _open_verifications().filter(subscriber=subscriber).update(revoked_at=now)
-    ratelimit.reset("code-cooldown", subscriber.email.lower())
     _tasks().send_welcome.delay_on_commit(subscriber_id=subscriber.id)
     return subscriber
 
@@ -369,28 +356,49 @@ def _activate(subscriber: Subscriber, category: str, *, now) -> Subscription:
 # --- Mails to subscribers ---------------------------------------------------------
 
 
-# Links take the subscriber's id: the daily send builds them from plain values.
+# Links take the subscriber's id and link generation (Subscriber.link_generation):
+# the daily send builds them from plain values. Without a generation, the
+# subscriber's current one is read.
 
 
-def manage_path(subscriber_id: int) -> str:
-    return token_path("subscriptions:manage", _manage_token(subscriber_id))
+def manage_path(subscriber_id: int, *, generation: int | None = None) -> str:
+    return token_path("subscriptions:manage", _manage_token(subscriber_id, generation))
 
 
-def manage_url(subscriber_id: int) -> str:
-    return _put_token(_absolute_route("subscriptions:manage"), _manage_token(subscriber_id))
+def manage_url(subscriber_id: int, *, generation: int | None = None) -> str:
+    return _put_token(_absolute_route("subscriptions:manage"), _manage_token(subscriber_id, generation))
 
 
-def unsubscribe_url(subscriber_id: int, category: str | None = None) -> str:
-    return _put_token(_absolute_route("subscriptions:unsubscribe"), _unsubscribe_token(subscriber_id, category))
+def unsubscribe_url(subscriber_id: int, category: str | None = None, *, generation: int | None = None) -> str:
+    return _put_token(
+        _absolute_route("subscriptions:unsubscribe"), _unsubscribe_token(subscriber_id, category, generation)
+    )
 
 
-def _manage_token(subscriber_id: int) -> str:
-    return tokens.make_token(tokens.Purpose.MANAGE, {"s": subscriber_id})
+def _manage_token(subscriber_id: int, generation: int | None) -> str:
+    return tokens.make_token(tokens.Purpose.MANAGE, _reader_payload(subscriber_id, generation))
 
 
-def _unsubscribe_token(subscriber_id: int, category: str | None) -> str:
-    payload = {"s": subscriber_id} if category is None else {"s": subscriber_id, "c": category}
+def _unsubscribe_token(subscriber_id: int, category: str | None, generation: int | None) -> str:
+    payload = _reader_payload(subscriber_id, generation)
+    if category is not None:
+        payload["c"] = category
     return tokens.make_token(tokens.Purpose.UNSUBSCRIBE, payload)
+
+
+def _reader_payload(subscriber_id: int, generation: int | None) -> dict:
+    if generation is None:
+        generation = Subscriber.objects.filter(id=subscriber_id).values_list("link_generation", flat=True).first() or 0
+    # Generation 0 is left out: a first subscription's links stay as short as they were.
+    return {"s": subscriber_id, "g": generation} if generation else {"s": subscriber_id}
+
+
+def rotate_reader_links(*, subscriber: Subscriber) -> Subscriber:
+    """Void the manage links in the reader's mails so far; their unsubscribe links
+    work on for tokens.OLD_UNSUBSCRIBE_LINKS_WORK_FOR (selectors.subscriber_for_token)."""
+    Subscriber.objects.filter(id=subscriber.id).update(link_generation=F("link_generation") + 1)
+    subscriber.refresh_from_db(fields=["link_generation"])
+    return subscriber
 
 
 @dataclass(frozen=True)
@@ -411,11 +419,11 @@ class ReaderLinks:
             manage=_absolute_route("subscriptions:manage"), unsubscribe=_absolute_route("subscriptions:unsubscribe")
         )
 
-    def manage_url(self, subscriber_id: int) -> str:
-        return _put_token(self.manage, _manage_token(subscriber_id))
+    def manage_url(self, subscriber_id: int, *, generation: int | None = None) -> str:
+        return _put_token(self.manage, _manage_token(subscriber_id, generation))
 
-    def unsubscribe_url(self, subscriber_id: int, category: str | None = None) -> str:
-        return _put_token(self.unsubscribe, _unsubscribe_token(subscriber_id, category))
+    def unsubscribe_url(self, subscriber_id: int, category: str | None = None, *, generation: int | None = None) -> str:
+        return _put_token(self.unsubscribe, _unsubscribe_token(subscriber_id, category, generation))
 
 
 def _absolute_route(name: str) -> tuple[str, str, str]:
@@ -469,12 +477,12 @@ def _mail_subscriber(subscriber_id: int, template: str, *, only_if_active: bool 
     )
     if not recipient_allowed(subscriber.email):
         return False
-    unsubscribe_link = unsubscribe_url(subscriber.id)
+    unsubscribe_link = unsubscribe_url(subscriber.id, generation=subscriber.link_generation)
     context = {
         "subscriber": subscriber,
         "categories": [Category(c).label for c in categories],
         "frequency": Frequency(subscriber.frequency).label,
-        "manage_url": manage_url(subscriber.id),
+        "manage_url": manage_url(subscriber.id, generation=subscriber.link_generation),
         "unsubscribe_url": unsubscribe_link,
     }
     headers = {"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
@@ -621,7 +629,7 @@ def plan_subscriber_import(text: str) -> ImportPlan:
             if not any(record.values()):
                 continue
             try:
-                email = normalize_email(email_value)
+                email = canonical_email(email_value)
                 categories = tuple(
                     sorted(
                         set((record.get("categories") or Category.BACKEND).replace(";", " ").replace(",", " ").split())
@@ -635,17 +643,17 @@ def plan_subscriber_import(text: str) -> ImportPlan:
             except ValidationError as exc:
                 plan.invalid.append(ImportProblem(line=number, value=email_value[:300], reason=" ".join(exc.messages)))
                 continue
-            if email.lower() in seen:
+            if email in seen:
                 plan.duplicates.append(ImportProblem(line=number, value=email, reason=str(_("Repeated in this file."))))
                 continue
-            seen.add(email.lower())
+            seen.add(email)
             plan.rows.append(
                 ImportRow(line=number, email=email, categories=categories, frequency=frequency, language=language)
             )
     except csv.Error as exc:
         plan.invalid.append(ImportProblem(line=reader.line_num, value="", reason=f"CSV: {exc}"))
     existing = _existing_emails([row.email for row in plan.rows])
-    for row in [row for row in plan.rows if row.email.lower() in existing]:
+    for row in [row for row in plan.rows if row.email in existing]:
         plan.rows.remove(row)
         plan.duplicates.append(ImportProblem(line=row.line, value=row.email, reason=str(_("Already a subscriber."))))
     plan.duplicates.sort(key=lambda problem: problem.line)
@@ -654,14 +662,9 @@ def plan_subscriber_import(text: str) -> ImportPlan:
 
 def _existing_emails(emails: list[str]) -> set[str]:
     found: set[str] = set()
-    lowered = sorted({email.lower() for email in emails})
-    for start in range(0, len(lowered), 1000):
-        chunk = lowered[start : start + 1000]
-        found.update(
-            Subscriber.objects.annotate(email_lower=Lower("email"))
-            .filter(email_lower__in=chunk)
-            .values_list("email_lower", flat=True)
-        )
+    emails = sorted(set(emails))
+    for start in range(0, len(emails), 1000):
+        found.update(Subscriber.objects.filter(email__in=emails[start : start + 1000]).values_list("email", flat=True))
     return found
 
 
@@ -685,8 +688,8 @@ def import_subscribers(*, plan: ImportPlan, already_consented: bool) -> ImportRe
     for row in plan.rows:
         with transaction.atomic():
             subscriber, created = Subscriber.objects.get_or_create(
-                email__iexact=row.email,
-                defaults={"email": row.email, "frequency": row.frequency, "language": row.language},
+                email=row.email,
+                defaults={"frequency": row.frequency, "language": row.language},
             )
             if not created:
                 skipped += 1

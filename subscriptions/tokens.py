@@ -2,16 +2,23 @@
 
 Each purpose signs with its own salt, so a token made for one purpose
 (unsubscribe) is worthless for another (manage). Confirm tokens expire with
-the code they stand beside; manage and unsubscribe tokens do not, because
-they sit in mails people keep.
+the code they stand beside. Manage and unsubscribe tokens carry the
+subscriber's link generation: they work for as long as it holds (they sit in
+mails people keep), and when a new subscription raises it, the manage tokens
+of the old one stop and its unsubscribe tokens work on for
+OLD_UNSUBSCRIBE_LINKS_WORK_FOR after they were made (mailbox providers expect
+an unsubscribe link to work for a while after its mail).
 """
 
+from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 
 from django.conf import settings
 from django.core import signing
 from django.utils.crypto import salted_hmac
+
+OLD_UNSUBSCRIBE_LINKS_WORK_FOR = timedelta(days=60)
 
 
 class Purpose(StrEnum):
@@ -55,7 +62,7 @@ def _signer(purpose: Purpose, key: str) -> _KeyedSigner:
     return _KeyedSigner(key=key, salt=f"dailyq.{purpose}")
 
 
-def read_token(purpose: Purpose, token: str, *, max_age: int | None = None) -> dict:
+def read_token(purpose: Purpose, token: str, *, max_age: int | timedelta | None = None) -> dict:
     if not isinstance(token, str) or len(token) > 512:
         raise BadToken("malformed token")
     try:

@@ -128,7 +128,7 @@ def resend(request):
 def _confirmed(request, subscriber: Subscriber):
     messages.success(request, _("You are subscribed. The first question arrives on the next send day at 07:00."))
     # A path, not SITE_URL: stay on the host the visitor is on.
-    return redirect(services.manage_path(subscriber.id))
+    return redirect(services.manage_path(subscriber.id, generation=subscriber.link_generation))
 
 
 @require_http_methods(["GET", "POST"])

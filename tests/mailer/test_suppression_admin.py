@@ -46,4 +46,4 @@ def test_editing_a_suppression_keeps_one_in_force_per_address(admin_client):
     assert response.status_code == 200
     assert "This address is already suppressed." in response.content.decode()
     other.refresh_from_db()
-    assert other.email == "TWO@example.org" and other.detail == "noted"
+    assert other.email == "two@example.org" and other.detail == "noted"  # kept in its canonical form

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.provisional import domains as dns_domains
 
-from subscriptions.services import normalize_email
+from subscriptions.addresses import canonical_email
 from tests.conftest import IN_CI
 
 
@@ -127,7 +127,7 @@ valid_emails = st.one_of(
 
 def normalized(value: str) -> str | None:
     try:
-        return normalize_email(value)
+        return canonical_email(value)
     except ValidationError:
         return None
 

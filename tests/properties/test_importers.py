@@ -22,8 +22,9 @@ from mailer.markdown import MAX_MARKDOWN_CHARS
 from mailer.models import Question
 from mailer.question_files import MAX_TITLE_LENGTH, read_question_folder
 from mailer.services import import_questions
+from subscriptions.addresses import canonical_email
 from subscriptions.models import Category, Subscriber, Verification
-from subscriptions.services import import_subscribers, normalize_email, plan_subscriber_import
+from subscriptions.services import import_subscribers, plan_subscriber_import
 from tests.properties.strategies import emails, fuzz, unique, valid_emails
 
 pytestmark = pytest.mark.django_db
@@ -321,7 +322,7 @@ def check_plan(text: str, consented: bool) -> None:
         assert len(classified) == count  # every row that holds anything is somewhere
     seen = set()
     for row in plan.rows:
-        assert normalize_email(row.email) == row.email
+        assert canonical_email(row.email) == row.email
         assert row.email.lower() not in seen
         seen.add(row.email.lower())
         assert row.categories and set(row.categories) <= set(Category.values)

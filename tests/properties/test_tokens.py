@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from mailer.models import Suppression
 from subscriptions.models import Subscriber, Subscription, Verification
-from subscriptions.services import ReaderLinks, token_path
+from subscriptions.services import ReaderLinks, manage_url, rotate_reader_links, token_path, unsubscribe_url
 from subscriptions.tokens import Purpose, make_token, read_token
 from tests.factories import make_subscriber
 from tests.properties.strategies import fuzz, unique
@@ -209,15 +209,17 @@ def test_a_token_is_the_one_django_signing_makes(purpose, payload, now, key):
 @fuzz(60)
 @given(
     subscriber_id=st.integers(0, 10**12),
+    generation=st.integers(0, 2**31),
     category=st.none() | st.sampled_from(["backend", "frontend"]),
     prefix=st.sampled_from(["/", "/dailyq/"]),
 )
-def test_a_routed_reader_link_is_the_one_reverse_gives(subscriber_id, category, prefix):
+def test_a_routed_reader_link_is_the_one_reverse_gives(subscriber_id, generation, category, prefix):
     # A send batch routes the links once (ReaderLinks) and puts each reader's token in.
     set_script_prefix(prefix)
     try:
         links = ReaderLinks.routed()
-        manage, unsubscribe = links.manage_url(subscriber_id), links.unsubscribe_url(subscriber_id, category)
+        manage = links.manage_url(subscriber_id, generation=generation)
+        unsubscribe = links.unsubscribe_url(subscriber_id, category, generation=generation)
         manage_token = manage.rstrip("/").rsplit("/", 1)[1]
         unsubscribe_token = unsubscribe.rstrip("/").rsplit("/", 1)[1]
         site = settings.SITE_URL.rstrip("/")
@@ -225,7 +227,41 @@ def test_a_routed_reader_link_is_the_one_reverse_gives(subscriber_id, category, 
         assert unsubscribe == site + reverse("subscriptions:unsubscribe", args=[unsubscribe_token])
     finally:
         set_script_prefix("/")
-    assert read_token(Purpose.MANAGE, manage_token) == {"s": subscriber_id}
+    reader = {"s": subscriber_id, "g": generation} if generation else {"s": subscriber_id}
+    assert read_token(Purpose.MANAGE, manage_token) == reader
     assert read_token(Purpose.UNSUBSCRIBE, unsubscribe_token) == (
-        {"s": subscriber_id} if category is None else {"s": subscriber_id, "c": category}
+        reader if category is None else {**reader, "c": category}
     )
+
+
+DAY = 24 * 3600
+
+
+@fuzz(60)
+@given(
+    purpose=st.sampled_from([Purpose.MANAGE, Purpose.UNSUBSCRIBE]),
+    generation=st.integers(0, 3),
+    rotations=st.integers(0, 2),
+    age=st.sampled_from([0, DAY, 59 * DAY, 60 * DAY, 60 * DAY + 1, 365 * DAY, 10 * 365 * DAY]),
+    made_at=st.integers(10**9, 2 * 10**9),
+    category=st.sampled_from([None, "backend"]),
+)
+@example(purpose=Purpose.UNSUBSCRIBE, generation=0, rotations=1, age=60 * DAY, made_at=1_800_000_000, category=None)
+@example(purpose=Purpose.UNSUBSCRIBE, generation=0, rotations=1, age=60 * DAY + 1, made_at=1_800_000_000, category=None)
+def test_a_reader_link_works_while_its_generation_holds_and_an_old_unsubscribe_link_sixty_days(
+    client, purpose, generation, rotations, age, made_at, category
+):
+    subscriber, _verification = make_target()
+    Subscriber.objects.filter(id=subscriber.id).update(link_generation=generation)
+    with mock.patch("time.time", return_value=made_at):
+        link = manage_url(subscriber.id) if purpose == Purpose.MANAGE else unsubscribe_url(subscriber.id, category)
+    for _ in range(rotations):
+        rotate_reader_links(subscriber=subscriber)
+    path = link.split("://", 1)[1].split("/", 1)[1]
+
+    with mock.patch("time.time", return_value=made_at + age):
+        works = client.get("/" + path).status_code == 200
+        if not works:
+            assert_refused_everywhere(client, purpose, path.rstrip("/").rsplit("/", 1)[1])
+
+    assert works == (rotations == 0 or (purpose == Purpose.UNSUBSCRIBE and age <= 60 * DAY))

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from mailer import webhooks
 from mailer.models import Delivery, SendRun, SESEvent, Suppression
 from mailer.services import record_ses_event
+from subscriptions.addresses import canonical_email
 from subscriptions.models import Subscriber, Subscription
-from subscriptions.services import normalize_email
 from tests.factories import make_subscriber
 from tests.properties.strategies import emails, fuzz, is_valid_email, json_values, valid_emails
 
@@ -156,7 +156,7 @@ def named_recipients(message: dict) -> set[str]:
 
 def _normalised(address: str) -> str | None:
     try:
-        return normalize_email(address).lower()
+        return canonical_email(address).lower()
     except ValidationError:
         return None
 

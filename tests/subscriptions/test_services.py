@@ -2,6 +2,7 @@
 
 import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -18,10 +19,10 @@ def test_subscribing_mails_a_code_and_changes_nothing_until_confirmed(subscribe)
     subscribe("New.Reader@Example.ORG", categories=["backend", "frontend"], frequency="weekly")
 
     subscriber = Subscriber.objects.get()
-    assert subscriber.email == "New.Reader@example.org"  # trimmed, domain lower-cased
+    assert subscriber.email == "new.reader@example.org"  # its canonical form
     assert subscriber.status == Subscriber.Status.PENDING
     assert not Subscription.objects.exists()
-    [message] = mails_to("New.Reader@example.org")
+    [message] = mails_to("new.reader@example.org")
     assert len(code_from(message)) == 6
     verification = Verification.objects.get()
     # Stored hashed, never in clear.
@@ -102,18 +103,19 @@ def test_too_many_tries_are_limited_alike_for_unknown_addresses(settings):
 def test_new_code_only_after_the_cooldown_and_only_the_newest_works(
     subscribe, settings, django_capture_on_commit_callbacks
 ):
-    settings.VERIFICATION_RESEND_COOLDOWN_SECONDS = 1
-    subscribe("reader@example.org")
+    settings.VERIFICATION_RESEND_COOLDOWN_SECONDS = 60
+    start = time.time()
+    with mock.patch("time.time", return_value=start):
+        subscribe("reader@example.org")
     first = code_from(mails_to("reader@example.org")[0])
 
-    with pytest.raises(RateLimited) as raised:
-        services.resend_verification(email="reader@example.org")
-    assert raised.value.retry_after >= 1
+    with mock.patch("time.time", return_value=start + 59.5), pytest.raises(RateLimited) as raised:
+        services.resend_verification(email="reader@example.org", client_ip="192.0.2.1")
+    assert raised.value.retry_after == 1
     assert len(mails_to("reader@example.org")) == 1
 
-    time.sleep(1.1)
-    with django_capture_on_commit_callbacks(execute=True):
-        services.resend_verification(email="reader@example.org")
+    with mock.patch("time.time", return_value=start + 60), django_capture_on_commit_callbacks(execute=True):
+        services.resend_verification(email="reader@example.org", client_ip="192.0.2.1")
     assert len(mails_to("reader@example.org")) == 2
     second = code_from(mails_to("reader@example.org")[1])
 
@@ -143,6 +145,42 @@ def test_codes_per_client_ip_per_hour_are_capped(subscribe, settings):
     assert len(mails_to("c@example.org")) == 1
 
 
+def test_others_asking_for_an_address_do_not_stop_its_owner_getting_a_code(subscribe, settings):
+    settings.VERIFICATION_RESEND_COOLDOWN_SECONDS = 0
+    settings.VERIFICATION_CODES_PER_ADDRESS_AND_CLIENT_PER_HOUR = 5
+    for _ in range(5):  # a stranger spends what one client may ask for
+        subscribe("victim@example.org", client_ip="198.51.100.66")
+    with pytest.raises(RateLimited):
+        subscribe("victim@example.org", client_ip="198.51.100.66")
+
+    subscribe("victim@example.org", client_ip="192.0.2.10")  # the owner still gets a code
+
+    assert len(mails_to("victim@example.org")) == 6
+    assert Verification.objects.filter(confirmed_at__isnull=True, revoked_at__isnull=True).count() == 1
+
+
+def test_one_client_gets_a_few_codes_an_hour_for_one_address(subscribe, settings):
+    settings.VERIFICATION_RESEND_COOLDOWN_SECONDS = 0
+    settings.VERIFICATION_CODES_PER_ADDRESS_AND_CLIENT_PER_HOUR = 2
+    subscribe("reader@example.org", client_ip="198.51.100.7")
+    subscribe("reader@example.org", client_ip="198.51.100.7")
+    with pytest.raises(RateLimited):
+        subscribe("reader@example.org", client_ip="198.51.100.7")
+    subscribe("reader@example.org", client_ip="198.51.100.8")
+    subscribe("other@example.org", client_ip="198.51.100.7")
+    assert len(mails_to("reader@example.org")) == 3
+
+
+def test_the_addresses_of_one_ipv6_64_count_as_one_client(subscribe, settings):
+    settings.VERIFICATION_CODES_PER_IP_PER_HOUR = 2
+    subscribe("a@example.org", client_ip="2001:db8:0:7::1")
+    subscribe("b@example.org", client_ip="2001:db8:0:7::2")
+    with pytest.raises(RateLimited):
+        subscribe("c@example.org", client_ip="2001:db8:0:7:ffff:ffff:ffff:3")
+    subscribe("c@example.org", client_ip="2001:db8:0:8::1")  # another line
+    assert len(mails_to("c@example.org")) == 1
+
+
 def test_active_subscriber_gets_a_manage_link_not_a_second_subscription(confirmed, subscribe, settings):
     settings.VERIFICATION_RESEND_COOLDOWN_SECONDS = 0
     confirmed("reader@example.org", categories=["backend"])
@@ -158,7 +196,10 @@ def test_active_subscriber_gets_a_manage_link_not_a_second_subscription(confirme
     assert Verification.objects.filter(confirmed_at__isnull=True).count() == 0
 
 
-def test_subscribing_again_reactivates_and_keeps_the_cursor(confirmed, subscribe, django_capture_on_commit_callbacks):
+def test_subscribing_again_reactivates_and_keeps_the_cursor(
+    confirmed, subscribe, django_capture_on_commit_callbacks, settings
+):
+    settings.VERIFICATION_RESEND_COOLDOWN_SECONDS = 0  # back within the minute, from the same client
     subscriber = confirmed("reader@example.org", categories=["backend"])
     Subscription.objects.update(next_position=17)
     services.unsubscribe(subscriber=subscriber)

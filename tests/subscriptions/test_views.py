@@ -70,7 +70,7 @@ def test_too_many_codes_answer_429_with_retry_after(client, settings):
 
 def test_resend_before_the_cooldown_answers_429(client):
     post_subscribe(client, "reader@example.org")
-    response = client.post(reverse("subscriptions:resend"))
+    response = client.post(reverse("subscriptions:resend"), REMOTE_ADDR="192.0.2.10")
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0 <= 60
     assert len(mails_to("reader@example.org")) == 1
