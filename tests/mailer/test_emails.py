@@ -466,3 +466,33 @@ def test_the_run_report_shows_its_duration_to_the_second(mails_en):
         assert not re.search(r"\d:\d\d:\d\d\.\d", part)
     assert "Fate unknown: 1" in message.body
     assert "1 \u00d7 MessageRejected: Email address is not verified." in message.body
+
+
+def test_korean_questions_in_an_english_mail_are_marked_korean(mails_en):
+    """Screen readers switch voice on lang: the questions are Korean, the mail around them English."""
+    from html.parser import HTMLParser
+
+    class KoreanText(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.langs, self.unmarked = [], []
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in {"br", "img", "meta", "hr", "link", "input"}:
+                self.langs.append(dict(attrs).get("lang"))
+
+        def handle_endtag(self, tag):
+            if self.langs and tag not in {"br", "img", "meta", "hr", "link", "input"}:
+                self.langs.pop()
+
+        def handle_data(self, data):
+            inner = next((lang for lang in reversed(self.langs) if lang), None)
+            if re.search(r"[\uac00-\ud7a3]", data) and inner != "ko":
+                self.unmarked.append(data.strip())
+
+    for kind in ("daily", "weekly"):
+        [(html, _mimetype)] = mails_en[kind].alternatives
+        body = html.split("<body", 1)[1]
+        parser = KoreanText()
+        parser.feed("<body" + body)
+        assert parser.unmarked == [], kind
