@@ -1,83 +1,24 @@
 """The SES event webhook: SNS messages signed by a test certificate, supplied offline."""
 
 import base64
-import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import responses
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 from django.urls import reverse
 from django.utils import timezone
-from django_ses.utils import clear_cert_cache
 
 from mailer.models import Delivery, SendingState, SendRun, SESEvent, Suppression
 from mailer.services import resume_sending
 from subscriptions.models import Subscriber
 from tests.factories import make_subscriber
+from tests.mailer import sns as sns_side
+from tests.mailer.sns import TOPIC, notification, post, signed
 
-TOPIC = "arn:aws:sns:ap-northeast-2:123456789012:dailyq-ses-events"
-CERT_URL = "https://sns.ap-northeast-2.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
 SUBSCRIBE_URL = "https://sns.ap-northeast-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=x&Token=t"
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def signing_key():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert.public_bytes(serialization.Encoding.PEM)
-
-
-@pytest.fixture
-def sns(signing_key, settings):
-    """The SNS side: the signing certificate served at its AWS URL (mocked, offline)."""
-    settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = [TOPIC]
-    _key, pem = signing_key
-    clear_cert_cache()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(CERT_URL, body=pem)
-        yield mock
-    clear_cert_cache()
-
-
-def signed(signing_key, notification: dict) -> dict:
-    key, _pem = signing_key
-    fields = (
-        ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-        if notification["Type"] == "Notification"
-        else ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
-    )
-    text = "".join(f"{f}\n{notification[f]}\n" for f in fields if notification.get(f))
-    signature = key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA1())  # noqa: S303 (SNS SignatureVersion 1)
-    return {**notification, "SignatureVersion": "1", "SigningCertURL": CERT_URL,
-            "Signature": base64.b64encode(signature).decode()}  # fmt: skip
-
-
-def notification(message: dict, *, topic=TOPIC, message_id=None) -> dict:
-    return {
-        "Type": "Notification",
-        "MessageId": message_id or str(uuid.uuid4()),
-        "TopicArn": topic,
-        "Message": json.dumps(message),
-        "Timestamp": "2026-12-01T00:00:00.000Z",
-    }
+signing_key, sns = sns_side.signing_key, sns_side.sns  # fixtures
 
 
 def ses_message(kind: str, email: str, ses_id: str, **detail) -> dict:
@@ -90,10 +31,6 @@ def ses_message(kind: str, email: str, ses_id: str, **detail) -> dict:
     else:
         body["delivery"] = {"recipients": [email]}
     return body
-
-
-def post(client, payload: dict):
-    return client.post(reverse("ses-events"), data=json.dumps(payload), content_type="text/plain")
 
 
 def sent_delivery(email: str, *, run_day=None, ses_id=None, minutes_ago=0):
