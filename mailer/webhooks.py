@@ -1,4 +1,4 @@
-"""SES events (bounces, complaints, deliveries) arriving by SNS.
+"""SES events (bounces, complaints, deliveries, sends) arriving by SNS.
 
 django-ses's SESEventWebhookView does the SNS part: it verifies the message
 signature against the signing certificate from AWS, checks the topic, and
@@ -72,4 +72,7 @@ class SESEventsView(SESEventWebhookView):
         services.record_ses_event(notification=notification, message=message)
 
     def handle_delivery(self, notification, message):
+        services.record_ses_event(notification=notification, message=message)
+
+    def handle_send(self, notification, message):
         services.record_ses_event(notification=notification, message=message)

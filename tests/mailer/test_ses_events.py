@@ -2,16 +2,17 @@
 
 import base64
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from mailer.models import Delivery, SendingState, SendRun, SESEvent, Suppression
+from mailer import services
+from mailer.models import Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from mailer.services import resume_sending
-from subscriptions.models import Subscriber
-from tests.factories import make_subscriber
+from subscriptions.models import Subscriber, Subscription
+from tests.factories import make_questions, make_subscriber
 from tests.mailer import sns as sns_side
 from tests.mailer.sns import TOPIC, notification, post, signed
 
@@ -156,3 +157,93 @@ def test_reputation_guard_waits_for_enough_data(client, sns, signing_key, settin
         client, signed(signing_key, notification(ses_message("Bounce", "r0@example.org", deliveries[0].ses_message_id)))
     )
     assert not SendingState.objects.filter(paused=True).exists()
+
+
+# --- Send events: what tells the fate of a mail whose worker died ---------------------
+
+
+def send_event(delivery: Delivery, *, to=None, ses_id="ses-accepted-1", at="2026-12-01T00:00:05.120Z") -> dict:
+    """SES's Send event for a daily mail, as the webhook gets it (its tags include the delivery's)."""
+    return {
+        "eventType": "Send",
+        "mail": {
+            "timestamp": at,
+            "messageId": ses_id,
+            "destination": [to or delivery.subscription.subscriber.email],
+            "tags": {"dailyq-delivery": [str(delivery.id)], "ses:configuration-set": ["dailyq-events"]},
+        },
+        "send": {},
+    }
+
+
+def delivery_of_unknown_fate(email="lost@example.org", *, status="failed", claimed_at=None) -> Delivery:
+    make_questions("backend", 3)
+    subscriber = make_subscriber(email, next_position=2)
+    run = SendRun.objects.create(day=timezone.localdate(), cutoff=timezone.now(), status="sending",
+                                 started_at=timezone.now())  # fmt: skip
+    question_ids = list(Question.objects.filter(position=2).values_list("id", flat=True))
+    return Delivery.objects.create(
+        run=run,
+        subscription=subscriber.subscriptions.get(),
+        question_ids=question_ids,
+        status=status,
+        reason=services.UNKNOWN_REASON + "the worker stopped while sending it" if status == "failed" else "",
+        claim="lost",
+        claimed_at=claimed_at or timezone.now(),
+    )
+
+
+def test_a_send_event_turns_a_delivery_of_unknown_fate_into_sent_and_moves_the_cursor_once(client, sns, signing_key):
+    delivery = delivery_of_unknown_fate()
+    payload = signed(signing_key, notification(send_event(delivery)))
+
+    assert post(client, payload).status_code == 200
+    assert post(client, payload).status_code == 200  # SNS delivers at least once
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.reason) == ("sent", services.CONFIRMED_REASON)
+    assert delivery.ses_message_id == "ses-accepted-1"
+    assert delivery.sent_at == datetime(2026, 12, 1, 0, 0, 5, 120000, tzinfo=UTC)
+    subscription = delivery.subscription
+    subscription.refresh_from_db()
+    assert (subscription.next_position, subscription.last_sent_at) == (3, delivery.sent_at)
+    assert not SESEvent.objects.exists()  # noted on the delivery, not stored
+    delivery.run.refresh_from_db()
+    assert delivery.run.status == "done"
+
+
+def test_a_send_event_for_a_mail_whose_worker_died_settles_it_when_the_claim_expires(
+    client, sns, signing_key, settings
+):
+    settings.DELIVERY_CLAIM_LEASE_SECONDS = 60
+    delivery = delivery_of_unknown_fate(status="sending", claimed_at=timezone.now() - timedelta(minutes=2))
+    post(client, signed(signing_key, notification(send_event(delivery))))
+    delivery.refresh_from_db()
+    assert delivery.status == "sending"  # its batch may still be writing it down
+
+    report = services.sweep_sends()  # no journal: the worker is gone
+
+    assert (report.unknown, report.confirmed) == (1, 1)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.ses_message_id) == ("sent", "ses-accepted-1")
+    assert Subscription.objects.get(id=delivery.subscription_id).next_position == 3
+
+
+def test_a_send_event_tagged_with_another_reader_s_delivery_is_ignored(client, sns, signing_key):
+    delivery = delivery_of_unknown_fate()
+    post(client, signed(signing_key, notification(send_event(delivery, to="someone-else@example.org"))))
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.accepted_message_id) == ("failed", "")
+
+
+def test_a_confirmed_delivery_leaves_the_cursor_to_the_later_run_that_mails_the_same_question(client, sns, signing_key):
+    delivery = delivery_of_unknown_fate()
+    later = SendRun.objects.create(day=delivery.run.day + timedelta(days=1), cutoff=timezone.now(), status="done")
+    Delivery.objects.create(run=later, subscription=delivery.subscription, status="sent")
+    Subscription.objects.filter(id=delivery.subscription_id).update(next_position=3)  # the later mail moved it
+
+    post(client, signed(signing_key, notification(send_event(delivery))))
+
+    delivery.refresh_from_db()
+    assert delivery.status == "sent"
+    assert Subscription.objects.get(id=delivery.subscription_id).next_position == 3
