@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +33,8 @@ from redis.exceptions import NoScriptError, RedisError
 
 logger = logging.getLogger(__name__)
 
-# A journal no sweeper read (beat stopped for days) expires.
+# A journal no sweeper read (its batch wrote its outcomes down and died before
+# deleting it, or beat stopped for days) expires.
 KEEP_SECONDS = 7 * 24 * 3600
 
 # KEYS[1]: the claim's hash; ARGV: field, entry. Appends only to a journal
@@ -191,6 +193,27 @@ def discard_journal(claim: str) -> None:
             logger.warning("send journal %s not deleted: %s", claim, exc)
     else:
         _path(claim).unlink(missing_ok=True)
+
+
+def prune_journals() -> int:
+    """Delete the journal files no sweeper will read (a batch killed after
+    writing its outcomes down, before deleting its journal); Redis expires
+    its own. Returns how many were deleted."""
+    if settings.REDIS_URL:
+        return 0
+    folder = Path(settings.VAR_DIR) / "journal"
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - KEEP_SECONDS
+    pruned = 0
+    for path in folder.glob("*.log"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                pruned += 1
+        except FileNotFoundError:
+            continue
+    return pruned
 
 
 def _key(claim: str) -> str:

@@ -21,7 +21,7 @@ from django.utils.dateparse import parse_datetime
 
 from mailer import pacing, selectors
 from mailer.emails import absolute_url, build_email, email_message, personalise, render_shared_email
-from mailer.journal import Outcome, discard_journal, open_journal, read_journal
+from mailer.journal import Outcome, discard_journal, open_journal, prune_journals, read_journal
 from mailer.markdown import render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from mailer.question_files import FileProblem, read_question_folder
@@ -1267,6 +1267,7 @@ def sweep_expired_claims() -> SweepReport:
         run_ids.update(run_id for _id, run_id, _s, _a in rows)
     for run_id in run_ids:
         finish_run_if_complete(run_id=run_id)
+    prune_journals()
     if report.swept:
         logger.warning(
             "claims of lost workers: %d outcomes recovered from their journals, %d listed as fate unknown, "

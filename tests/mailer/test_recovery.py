@@ -1,5 +1,7 @@
 """What happens when a start, an admin mail or a worker fails: tried again, nothing lost, nothing twice."""
 
+import os
+import time
 import uuid
 from datetime import date, timedelta
 
@@ -250,3 +252,18 @@ def test_an_unknown_delivery_is_left_for_an_admin_when_nothing_shows_it_was_lost
     delivery.refresh_from_db()
     assert delivery.status == "failed" and delivery.reason.startswith(services.UNKNOWN_REASON)
     assert fake_ses.accepted == []
+
+
+def test_the_sweeper_deletes_journal_files_nobody_will_read(settings, tmp_path):
+    settings.REDIS_URL, settings.VAR_DIR = "", tmp_path
+    orphan, fresh = open_journal(uuid.uuid4().hex), open_journal(uuid.uuid4().hex)
+    orphan.begin()  # its batch wrote its outcomes down and died before deleting it
+    fresh.begin()
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(tmp_path / "journal" / f"{orphan.claim}.log", (week_ago, week_ago))
+
+    services.sweep_expired_claims()
+
+    assert [path.stem for path in (tmp_path / "journal").iterdir()] == [fresh.claim]
+    orphan.discard()
+    fresh.discard()
