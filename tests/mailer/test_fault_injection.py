@@ -21,6 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from bench.fake_ses import FakeSES
+from bench.proc import cpu_seconds
 from mailer.models import SendRun
 from tests.conftest import BASE_DIR, free_port, service_missing
 from tests.factories import make_questions
@@ -229,6 +230,19 @@ def test_a_worker_killed_three_times_mid_send_leaves_unknown_only_what_was_in_fl
         webhook = deployment.start_webhook(signing_key[1], TOPIC)
         deployment.start_send()
         kills = []  # when each kill -9 happened
+        victim_cpu = []  # (when, CPU-seconds used) of the current victim
+
+        def victim_is_sending() -> bool:
+            # It used CPU in the last second: an idle worker (nothing queued
+            # for it) would lose nothing to a kill.
+            now = time.monotonic()
+            if victim_cpu and now - victim_cpu[-1][0] < 1:
+                return False
+            victim_cpu.append((now, cpu_seconds([victim[0].pid])))
+            if len(victim_cpu) < 2:
+                return False
+            (then, before), (_now, used) = victim_cpu[-2:]
+            return used - before > 0.015 * (now - then)
 
         def chaos():
             # SES publishes a Send event for each message it accepted (event publishing, via SNS).
@@ -237,12 +251,13 @@ def test_a_worker_killed_three_times_mid_send_leaves_unknown_only_what_was_in_fl
             # A kill once the last one's claims were swept, at 10%, 35% and 60% of the day.
             if len(kills) == 3 or len(fake.accepted) < total * (0.1 + 0.25 * len(kills)):
                 return
-            if kills and deployment.claimed_before(kills[-1]) > 0:
+            if (kills and deployment.claimed_before(kills[-1]) > 0) or not victim_is_sending():
                 return
             victim[0].kill()
             victim[0].wait()
             kills.append(timezone.now())
             victim[0] = deployment.start_worker(concurrency=THREADS, pool="threads")
+            victim_cpu.clear()
 
         deployment.wait_until_done(timeout=400, during=chaos, sweep_every=2)
         # Unknowns (at most one per killed sending thread) wait for their Send
