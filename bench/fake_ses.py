@@ -5,11 +5,14 @@ against and never throttles. This server answers the calls DailyQ makes
 (SES v1 SendRawEmail, GetSendQuota and an empty ListIdentities, SESv2
 SendEmail with raw content and GetAccount) with a chosen
 latency, and can answer a chosen share of sends with throttling or server
-errors, or with a scripted list of errors. It counts what it accepted.
+errors, or with a scripted list of errors. It counts what it accepted, with
+the configuration set and message tags each send named, and writes the Send
+event SES's event publishing would publish for it (`send_event`).
 
     server = FakeSES(latency=0.05, throttle_rate=0.3).start()
     ... AWS_SES_REGION_ENDPOINT_URL=server.url ...
     server.accepted  # messages accepted
+    server.send_event(server.accepted[0])  # {"eventType": "Send", "mail": {...}}
     server.stop()
 
 Run alone: python -m bench.fake_ses --port 4580 --latency 0.05
@@ -23,6 +26,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.utils import getaddresses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,6 +81,7 @@ class FakeSES:
         self.max_24_hour_send = max_24_hour_send
         self.production_access = production_access  # None: GetAccount is not implemented
         self.script: list[str] = []  # error names answered to the next sends, in order
+        self.on_accept = None  # called with each accepted message before SES answers (tests break things there)
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.accepted: list[dict] = []
@@ -163,7 +168,17 @@ class FakeSES:
 
     def _send_raw_email(self, request, params):
         destinations = [v for k, v in sorted(params.items()) if k.startswith("Destinations.member.")]
-        outcome = self._send(destinations, params.get("RawMessage.Data", ""))
+        tags = {
+            params[f"Tags.member.{n}.Name"]: params.get(f"Tags.member.{n}.Value", "")
+            for n in range(1, 51)
+            if f"Tags.member.{n}.Name" in params
+        }
+        outcome = self._send(
+            destinations,
+            params.get("RawMessage.Data", ""),
+            tags=tags,
+            configuration_set=params.get("ConfigurationSetName"),
+        )
         if outcome in ERRORS:
             return self._error(request, ERRORS[outcome])
         return self._xml(
@@ -176,7 +191,13 @@ class FakeSES:
 
     def _send_email_v2(self, request, params):
         destinations = params.get("Destination", {}).get("ToAddresses", [])
-        outcome = self._send(destinations, params.get("Content", {}).get("Raw", {}).get("Data", ""))
+        tags = {tag.get("Name", ""): tag.get("Value", "") for tag in params.get("EmailTags", [])}
+        outcome = self._send(
+            destinations,
+            params.get("Content", {}).get("Raw", {}).get("Data", ""),
+            tags=tags,
+            configuration_set=params.get("ConfigurationSetName"),
+        )
         if outcome in ERRORS_V2:
             status, code, message = ERRORS_V2[outcome]
             body = json.dumps({"message": message}).encode()
@@ -185,7 +206,14 @@ class FakeSES:
         body = json.dumps({"MessageId": outcome}).encode()
         return self._reply(request, 200, "application/json", body, {"x-amzn-RequestId": str(uuid.uuid4())})
 
-    def _send(self, destinations: list[str], raw_base64: str) -> str:
+    def _send(
+        self,
+        destinations: list[str],
+        raw_base64: str,
+        *,
+        tags: dict | None = None,
+        configuration_set: str | None = None,
+    ) -> str:
         """Accept or refuse one message; returns its message id, or the error's name."""
         arrived = time.time()
         if self.latency:
@@ -223,9 +251,33 @@ class FakeSES:
                     "size": len(raw),
                     "at": time.time(),
                     "arrived": arrived,
+                    "tags": tags or {},
+                    "configuration_set": configuration_set,
                 }
             )
+            accepted = self.accepted[-1]
+        if self.on_accept:
+            self.on_accept(accepted)
         return message_id
+
+    @staticmethod
+    def send_event(accepted: dict) -> dict:
+        """The Send event SES publishes for an accepted message (through its
+        configuration set), as the SNS notification's Message carries it."""
+        tags = {name: [value] for name, value in accepted["tags"].items()}
+        if accepted["configuration_set"]:
+            tags["ses:configuration-set"] = [accepted["configuration_set"]]
+        timestamp = datetime.fromtimestamp(accepted["at"], UTC).isoformat(timespec="milliseconds")
+        return {
+            "eventType": "Send",
+            "mail": {
+                "timestamp": timestamp.replace("+00:00", "Z"),
+                "messageId": accepted["id"],
+                "destination": list(accepted["to"]),
+                "tags": tags,
+            },
+            "send": {},
+        }
 
     def _get_account(self, request):
         if self.production_access is None:

@@ -160,6 +160,11 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(_("send rounds"), default=0)
     claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    # What SES's Send event said of this mail (the webhook, by the delivery's
+    # message tag): it reached SES. Kept apart from the outcome columns, which
+    # a batch writes, so that it tells the fate of a mail whose worker died.
+    accepted_message_id = models.CharField(_("SES message id (Send event)"), max_length=200, blank=True)
+    accepted_at = models.DateTimeField(_("accepted by SES (Send event)"), null=True, blank=True)
     # What SES reported back about this mail (the webhook, by SES message id).
     feedback = models.CharField(_("feedback"), max_length=16, choices=Feedback, blank=True, default="")
     feedback_at = models.DateTimeField(_("feedback received"), null=True, blank=True)

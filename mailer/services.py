@@ -4,22 +4,25 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import monotonic
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Count, Exists, F, Max, OuterRef, Value, When
+from django.db.models import Case, Count, Exists, F, Max, OuterRef, Q, Value, When
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from mailer import pacing, selectors
 from mailer.emails import absolute_url, build_email, email_message, personalise, plain_text, render_shared_email
+from mailer.journal import Outcome, discard_journal, open_journal, prune_journals, read_journal
 from mailer.markdown import list_markdown_changes, render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from mailer.question_files import FileProblem, read_question_folder
@@ -552,6 +555,12 @@ class OutgoingMail:
     sent_at: datetime | None = None
     next_position: int | None = None  # where the reader's sequence goes on, once this one was sent
 
+    def outcome(self) -> Outcome:
+        return Outcome(
+            self.id, self.subscription_id, self.status, self.reason, self.ses_message_id, self.sent_at,
+            self.attempts, self.next_position,
+        )  # fmt: skip
+
 
 # In OutgoingMail's order, as Delivery lookups.
 _OUTGOING_FIELDS = (
@@ -579,19 +588,24 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     sending, tagged with this call's claim), so two workers given the same
     ids, or a redelivered task, never send a row twice. Each mail is a fresh
     message sent over the worker process's one SES client, paced by the
-    shared limiter as it leaves. Outcomes and cursor moves are written with
-    one statement each at the end. A batch starts no send after
-    SEND_BATCH_SECONDS; the rows it did not reach go back to the queue.
+    shared limiter as it leaves. Each outcome is journaled before the next
+    send starts (mailer/journal.py), and all of them, with the cursor moves,
+    are written with one statement each at the end. A batch starts no send
+    after SEND_BATCH_SECONDS; the rows it did not reach go back to the queue.
     While sending is paused nothing is claimed: the rows wait for a resume.
     """
     if selectors.sending_paused():
         return BatchResult()
     claim = uuid.uuid4().hex
+    # Begun before the claim, so that no claim is ever without its journal.
+    journal = open_journal(claim)
+    journal.begin()
     claimed = Delivery.objects.filter(id__in=ids, status=Delivery.Status.PENDING).update(
         status=Delivery.Status.SENDING, claim=claim, claimed_at=timezone.now()
     )
     result = BatchResult(claimed=claimed)
     if not claimed:
+        journal.discard()
         return result
     # The rows of this claim, found by their ids (no index on claim needed).
     mails = [
@@ -614,6 +628,8 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     }
     stop: SendOutcome | None = None
     in_flight: OutgoingMail | None = None
+    written: set[int] = set()  # rows whose outcome is already in the database
+    still_ours: set[int] = set()
     # A batch stops starting sends in time on its own: the thread pool has no
     # time limits to stop it (under prefork this comes before the soft one).
     deadline = monotonic() + settings.SEND_BATCH_SECONDS
@@ -629,23 +645,28 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
         for mail in mails:
             if stop is SendOutcome.QUOTA:
                 mail.status, mail.reason = Delivery.Status.DEFERRED, QUOTA_REASON
-                continue
-            if stop is SendOutcome.PAUSED:
+            elif stop is SendOutcome.PAUSED:
                 mail.status = Delivery.Status.PENDING
-                continue
-            if started and monotonic() > deadline:
-                break  # the rest go back to the queue, below
-            in_flight, started = mail, started + 1
-            stop = _send_one(
-                mail,
-                questions=questions,
-                suppressed=suppressed,
-                allowed=allowed,
-                connection=connection,
-                rate=rate,
-                reader_links=reader_links,
-            )
-            in_flight = None
+            else:
+                if started and monotonic() > deadline:
+                    break  # the rest go back to the queue, below
+                in_flight, started = mail, started + 1
+                stop = _send_one(
+                    mail,
+                    questions=questions,
+                    suppressed=suppressed,
+                    allowed=allowed,
+                    connection=connection,
+                    rate=rate,
+                    reader_links=reader_links,
+                )
+                in_flight = None
+            if not journal.append(mail.outcome()):
+                # No journal (Redis lost it, or is down): what is known goes to the database now.
+                done = [m.outcome() for m in mails if m.status != Delivery.Status.SENDING and m.id not in written]
+                still_ours |= _record_outcomes(done, claim=claim)
+                written.update(outcome.id for outcome in done)
+                journal.begin()
     except Exception:
         # Interrupted (the soft time limit, a lost connection): the row being
         # sent may have reached SES, so it is listed as unknown, never resent.
@@ -657,7 +678,8 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
         untouched = [mail for mail in mails if mail.status == Delivery.Status.SENDING]
         for mail in untouched:
             mail.status = Delivery.Status.PENDING
-        still_ours = _record_outcomes(mails, claim=claim)
+        still_ours |= _record_outcomes([m.outcome() for m in mails if m.id not in written], claim=claim)
+        journal.discard()  # written down: what the journal kept is no longer needed
         if requeue := [mail.id for mail in untouched if mail.id in still_ours]:
             from mailer.tasks import send_delivery_batch as send_delivery_batch_task
 
@@ -684,7 +706,7 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     return result
 
 
-def _record_outcomes(mails: list[OutgoingMail], *, claim: str) -> set[int]:
+def _record_outcomes(outcomes: list[Outcome], *, claim: str) -> set[int]:
     """Write how each mail ended and move the cursors of those sent; returns the ids still claimed.
 
     Rows the sweeper took back (the batch outlived its lease) are its to
@@ -693,14 +715,14 @@ def _record_outcomes(mails: list[OutgoingMail], *, claim: str) -> set[int]:
     with transaction.atomic():
         still_ours = _bulk_set(
             Delivery,
-            {mail.id: (mail.status, mail.reason, mail.ses_message_id, mail.sent_at, mail.attempts) for mail in mails},
+            {o.id: (o.status, o.reason, o.ses_message_id, o.sent_at, o.attempts) for o in outcomes},
             _OUTCOME_FIELDS,
             claim=claim,
         )
         moved = {
-            mail.subscription_id: (mail.next_position, mail.sent_at)
-            for mail in mails
-            if mail.next_position is not None and mail.id in still_ours
+            o.subscription_id: (o.next_position, o.sent_at)
+            for o in outcomes
+            if o.next_position is not None and o.id in still_ours
         }
         _bulk_set(Subscription, moved, ["next_position", "last_sent_at"])
     return still_ours
@@ -748,6 +770,11 @@ SUPERSEDED_REASON = "superseded by the run of "
 TRANSIENT_ROUNDS = 5
 RETRY_LATER = "retry later"
 UNKNOWN_REASON = "fate unknown, not resent automatically: "
+RESEND_REASON = "fate unknown, sent again: no SES Send event within "
+CONFIRMED_REASON = "sent by a worker that stopped; SES's Send event confirmed it"
+# The SES message tag naming a daily mail's delivery: SES's Send event for the
+# mail carries it back (record_ses_event).
+DELIVERY_TAG = "dailyq-delivery"
 
 
 def _send_one(
@@ -782,6 +809,7 @@ def _send_one(
             ),
             priority=pacing.BULK,
             rate=rate,
+            tags={DELIVERY_TAG: str(mail.id)},
         )
     except SendFailed as exc:
         logger.warning("delivery %s not sent (%s): %s", mail.id, exc.outcome, exc.reason)
@@ -1067,12 +1095,16 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
     Permanent bounce: suppress the address. Transient bounce: suppress after
     3 among the address's last 5 deliveries. Complaint: unsubscribe from
     everything and suppress. Delivery: mark the delivery delivered. SNS
-    delivers at least once, so an event seen before is ignored.
+    delivers at least once, so an event seen before is ignored. Send: noted
+    on the delivery it is tagged with, not stored (record_send_event).
     """
     if not isinstance(message, dict):
         return None
     kind = message.get("eventType") or message.get("notificationType") or ""
     kind = kind.lower() if isinstance(kind, str) else ""
+    if kind == "send":
+        record_send_event(message=message)
+        return None
     if kind not in SESEvent.Kind.values:
         return None
     # The addresses are read as SES sent them: one with a character PostgreSQL
@@ -1128,6 +1160,57 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
                 suppress_address(email=email, reason=Suppression.Reason.COMPLAINT, detail=json_detail(detail))
     check_reputation()
     return event
+
+
+def record_send_event(*, message: dict) -> bool:
+    """SES accepted a daily mail (its Send event): note it on the delivery its tag names.
+
+    Every mail of a batch is written down by the batch; this is what tells
+    whether one whose worker died mid-send reached SES. The message id and
+    time are kept on the delivery (a batch writing its outcomes never
+    overwrites them), and a delivery of unknown fate becomes sent now
+    (confirm_sent_deliveries). A tag naming a delivery of another reader
+    (another deployment's mail on the same configuration set) is ignored.
+    Returns whether the event was noted.
+    """
+    mail = _mapping(message.get("mail"))
+    message_id = str(mail.get("messageId", ""))[:200]
+    tagged = _sequence(_mapping(mail.get("tags")).get(DELIVERY_TAG))
+    if not message_id or len(tagged) != 1 or not str(tagged[0]).isdigit() or len(str(tagged[0])) > 18:
+        return False
+    # Send events arrive: past its grace period, an unknown delivery without one may be sent again.
+    cache.set(LAST_SEND_EVENT_KEY, timezone.now().timestamp(), None)
+    delivery_id = int(tagged[0])
+    row = (
+        Delivery.objects.filter(id=delivery_id)
+        .values_list("status", "accepted_message_id", "subscription__subscriber__email")
+        .first()
+    )
+    if row is None or row[0] == Delivery.Status.SENT or row[1]:
+        return False  # written down by its batch already, or noted before
+    recipients = {
+        address.lower() for address in (_valid_address(a) for a in _sequence(mail.get("destination"))[:50]) if address
+    }
+    if row[2].lower() not in recipients:
+        logger.warning("SES Send event tagged with delivery %s names another recipient: ignored", delivery_id)
+        return False
+    accepted_at = _event_time(mail.get("timestamp"))
+    Delivery.objects.filter(id=delivery_id, accepted_message_id="").exclude(status=Delivery.Status.SENT).update(
+        accepted_message_id=message_id, accepted_at=accepted_at
+    )
+    confirm_sent_deliveries(ids=[delivery_id])
+    return True
+
+
+def _event_time(value) -> datetime:
+    """An SES event's time (ISO 8601, UTC), or now when it has none that reads."""
+    try:
+        moment = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        return timezone.now()
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
 
 
 def _named_recipients(kind: str, detail: dict) -> list[str]:
@@ -1207,33 +1290,212 @@ def claim_lease() -> timedelta:
     return timedelta(seconds=settings.DELIVERY_CLAIM_LEASE_SECONDS or settings.CELERY_TASK_TIME_LIMIT + 60)
 
 
-def sweep_expired_claims() -> int:
-    """List deliveries whose worker died between claiming and recording.
+@dataclass
+class SweepReport:
+    """What one sweep did (sweep_sends)."""
 
-    They may or may not have reached SES, so they are never resent
-    automatically: each becomes failed with a "fate unknown" reason (shown in
-    the run and its report; an admin may retry them knowingly), and their runs
-    can finish. Beat runs this every few minutes.
+    recovered: int = 0  # outcomes of lost workers' mails, written from their journals
+    unknown: int = 0  # listed as fate unknown: being sent when their worker stopped, or no journal
+    returned: int = 0  # never started by their lost worker: back on the queue
+    confirmed: int = 0  # of unknown fate, shown sent by SES's Send event
+    resent: int = 0  # of unknown fate, no Send event within the grace period: queued again
+    runs_requeued: int = 0
+
+    @property
+    def swept(self) -> int:
+        """Rows taken back from lost workers."""
+        return self.recovered + self.unknown + self.returned
+
+
+def sweep_expired_claims() -> SweepReport:
+    """Settle the deliveries whose worker died between claiming and recording.
+
+    What the claim's journal holds (mailer/journal.py) is written as the
+    batch would have written it, cursor moves included. A batch sends its
+    rows in id order and journals each outcome before the next send, so of
+    the rows it did not journal the first was being sent when it died: fate
+    unknown (SES may or may not have it; confirm_sent_deliveries and
+    resend_unknown_deliveries take it from there), and the ones after it
+    were never started: they go back to the queue. Without a journal (Redis
+    lost it) every row is of unknown fate. Beat runs this every few minutes.
     """
-    expired = Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lt=timezone.now() - claim_lease())
-    run_ids = set(expired.values_list("run_id", flat=True).distinct())
-    count = expired.update(
-        status=Delivery.Status.FAILED,
-        reason=UNKNOWN_REASON + "the worker that claimed it stopped before recording",
-        claim="",
+    report = SweepReport()
+    expired = (
+        Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lt=timezone.now() - claim_lease())
+        .order_by("claim", "id")
+        .values_list("claim", "id", "run_id", "subscription_id", "attempts")
     )
+    claims: dict[str, list[tuple[int, int, int, int]]] = {}
+    for claim, *row in expired:
+        claims.setdefault(claim, []).append(tuple(row))
+    run_ids = set()
+    for claim, rows in claims.items():
+        outcomes = _settle_lost_claim(
+            claim, [(delivery_id, subscription_id, attempts) for delivery_id, _run, subscription_id, attempts in rows]
+        )
+        still_ours = _record_outcomes(outcomes, claim=claim)
+        discard_journal(claim)
+        settled = [o for o in outcomes if o.id in still_ours]
+        unknown = sum(1 for o in settled if o.reason.startswith(UNKNOWN_REASON))
+        returned = [o.id for o in settled if o.status == Delivery.Status.PENDING]
+        report.unknown += unknown
+        report.returned += len(returned)
+        report.recovered += len(settled) - unknown - len(returned)
+        if returned:
+            from mailer.tasks import send_delivery_batch as send_delivery_batch_task
+
+            transaction.on_commit(lambda ids=returned: send_delivery_batch_task.delay(ids=ids))
+        run_ids.update(run_id for _id, run_id, _s, _a in rows)
     for run_id in run_ids:
         finish_run_if_complete(run_id=run_id)
-    if count:
-        logger.warning("%d deliveries claimed by lost workers listed as fate unknown", count)
-    return count
+    prune_journals()
+    if report.swept:
+        logger.warning(
+            "claims of lost workers: %d outcomes recovered from their journals, %d listed as fate unknown, "
+            "%d never started and queued again",
+            report.recovered, report.unknown, report.returned,
+        )  # fmt: skip
+    return report
 
 
-def sweep_sends() -> tuple[int, int]:
+def _settle_lost_claim(claim: str, rows: list[tuple[int, int, int]]) -> list[Outcome]:
+    """The outcomes of a lost claim's rows (delivery, subscription, attempts; in id order)."""
+    journal = read_journal(claim)
+    if journal is None:
+        reason = UNKNOWN_REASON + "the worker that claimed it stopped before recording"
+        return [Outcome(i, s, Delivery.Status.FAILED, reason, attempts=a) for i, s, a in rows]
+    last = max((i for i, _s, _a in rows if i in journal), default=0)
+    outcomes, in_flight_seen = [], False
+    for delivery_id, subscription_id, attempts in rows:
+        if delivery_id in journal:
+            outcomes.append(journal[delivery_id])
+        elif delivery_id < last or not in_flight_seen:
+            in_flight_seen = in_flight_seen or delivery_id > last
+            reason = UNKNOWN_REASON + "the worker stopped while sending it"
+            outcomes.append(Outcome(delivery_id, subscription_id, Delivery.Status.FAILED, reason, attempts=attempts))
+        else:
+            outcomes.append(Outcome(delivery_id, subscription_id, Delivery.Status.PENDING, attempts=attempts))
+    return outcomes
+
+
+# Deliveries whose fate is unknown: listed so, or queued again for want of a Send event.
+_UNRESOLVED = Q(status=Delivery.Status.FAILED, reason__startswith=UNKNOWN_REASON) | Q(
+    status=Delivery.Status.PENDING, reason__startswith=RESEND_REASON
+)
+LAST_SEND_EVENT_KEY = "ses:last-send-event"
+
+
+def _recent_runs():
+    """The runs whose unknown deliveries a Send event may still settle."""
+    since = timezone.now() - max(timedelta(days=2), 2 * timedelta(seconds=settings.SEND_EVENT_GRACE_SECONDS))
+    return SendRun.objects.filter(started_at__gte=since).values("id")
+
+
+def confirm_sent_deliveries(*, ids: list[int] | None = None) -> int:
+    """Mark sent the deliveries of unknown fate that SES's Send event showed it accepted.
+
+    The delivery takes the Send event's message id and time, and the cursor
+    moves as for any sent mail, unless a later run already has a delivery for
+    the subscription (it carries the same question, and its outcome moves
+    the cursor). Only rows still unresolved are written, so a repeat changes
+    nothing. `ids`: those deliveries only; else the recent runs'. Returns how
+    many were confirmed.
+    """
+    rows = Delivery.objects.filter(_UNRESOLVED).exclude(accepted_message_id="")
+    rows = rows.filter(id__in=ids) if ids is not None else rows.filter(run__in=_recent_runs())
+    found = list(
+        rows.values_list(
+            "id", "run_id", "run__day", "subscription_id", "question_ids", "accepted_message_id", "accepted_at"
+        )
+    )
+    if not found:
+        return 0
+    positions = dict(Question.objects.filter(id__in={q for row in found for q in row[4]}).values_list("id", "position"))
+    confirmed, run_ids = 0, set()
+    for delivery_id, run_id, day, subscription_id, question_ids, message_id, accepted_at in found:
+        with transaction.atomic():
+            written = Delivery.objects.filter(_UNRESOLVED, id=delivery_id).update(
+                status=Delivery.Status.SENT, reason=CONFIRMED_REASON, ses_message_id=message_id,
+                sent_at=accepted_at, claim="",
+            )  # fmt: skip
+            if not written:
+                continue
+            confirmed += 1
+            run_ids.add(run_id)
+            picked = [positions[q] for q in question_ids if q in positions]
+            later = Delivery.objects.filter(subscription_id=subscription_id, run__day__gt=day).exists()
+            if picked and not later:
+                _bulk_set(
+                    Subscription, {subscription_id: (picked[-1] + 1, accepted_at)}, ["next_position", "last_sent_at"]
+                )
+    for run_id in run_ids:
+        finish_run_if_complete(run_id=run_id)
+    if confirmed:
+        logger.info("%d deliveries of unknown fate confirmed sent by SES's Send event", confirmed)
+    return confirmed
+
+
+def resend_unknown_deliveries() -> int:
+    """Queue again the deliveries of unknown fate whose Send event never came.
+
+    Only with SES_SEND_EVENTS (the configuration set publishes Send events to
+    the webhook), SEND_EVENT_GRACE_SECONDS after the claim, and only while
+    Send events arrive: one came after the claim's lease ended, when its
+    worker was certainly gone. Otherwise the silence may be the event
+    pipeline's, and the delivery waits for an admin. A
+    subscription a later run already mails is left out (that mail carries
+    the same question). A Send event arriving before the new claim still
+    settles it as sent; one arriving after is a second mail. Returns how many
+    were queued again.
+    """
+    if not settings.SES_SEND_EVENTS:
+        return 0
+    last_event = cache.get(LAST_SEND_EVENT_KEY)
+    if last_event is None:
+        return 0
+    claimed_before = min(
+        timezone.now() - timedelta(seconds=settings.SEND_EVENT_GRACE_SECONDS),
+        datetime.fromtimestamp(last_event, UTC) - claim_lease(),
+    )
+    later = Delivery.objects.filter(subscription_id=OuterRef("subscription_id"), run__day__gt=OuterRef("run__day"))
+    unknown = Delivery.objects.filter(
+        status=Delivery.Status.FAILED, reason__startswith=UNKNOWN_REASON, accepted_message_id=""
+    )
+    found = list(
+        unknown.filter(run__in=_recent_runs(), claimed_at__lt=claimed_before)
+        .exclude(Exists(later))
+        .values_list("id", "run_id")
+    )
+    if not found:
+        return 0
+    from mailer.tasks import send_delivery_batch as send_delivery_batch_task
+
+    with transaction.atomic():
+        resent = unknown.filter(id__in=[i for i, _run in found]).update(
+            status=Delivery.Status.PENDING, reason=RESEND_REASON + f"{settings.SEND_EVENT_GRACE_SECONDS} s", claim=""
+        )
+        runs: dict[int, list[int]] = {}
+        for delivery_id, run_id in found:
+            runs.setdefault(run_id, []).append(delivery_id)
+        SendRun.objects.filter(id__in=runs, status=SendRun.Status.DONE).update(
+            status=SendRun.Status.SENDING, finished_at=None
+        )
+        for ids in runs.values():
+            transaction.on_commit(lambda ids=ids: send_delivery_batch_task.delay(ids=ids))
+    if resent:
+        logger.warning("%d deliveries of unknown fate had no Send event in time: sent again", resent)
+    return resent
+
+
+def sweep_sends() -> SweepReport:
     """What beat runs every five minutes (and `manage.py sweep_sends` by hand or
-    from cron): list lost workers' claims as fate unknown, then queue stalled
-    runs again. Returns (claims swept, runs queued again)."""
-    return sweep_expired_claims(), requeue_stalled_runs()
+    from cron): settle lost workers' claims, confirm or resend what is of
+    unknown fate (with Send events), then queue stalled runs again."""
+    report = sweep_expired_claims()
+    report.confirmed = confirm_sent_deliveries()
+    report.resent = resend_unknown_deliveries()
+    report.runs_requeued = requeue_stalled_runs()
+    return report
 
 
 def requeue_stalled_runs(*, quiet_for: timedelta | None = None, today: date | None = None) -> int:

@@ -245,6 +245,7 @@ def send_message(
     rate: float | None = None,
     attempts: int = 5,
     base_delay: float = 0.5,
+    tags: dict[str, str] | None = None,
 ):
     """Send the message `build()` makes, paced, retrying throttling and passing errors.
 
@@ -252,6 +253,8 @@ def send_message(
     handled, so a message object is never sent twice. Raises SendFailed with
     the outcome when the message cannot go. Returns the sent message. `rate`
     is pacing.send_rate() unless given (a batch reads it once for all its mails).
+    `tags`: SES message tags (letters, digits, _ and -), which SES's events
+    for the message carry back.
     """
     rate = rate or pacing.send_rate()
     for attempt in range(1, attempts + 1):
@@ -260,12 +263,13 @@ def send_message(
             message.connection = reusable_connection()
         try:
             if getattr(message.connection, "paced_on_the_wire", False):
-                # The slot is taken as the request leaves (_pace_on_the_wire).
-                _pacing.args = (rate, priority)
+                # The slot is taken as the request leaves (_pace_on_the_wire),
+                # the tags added as it is built (_add_send_parameters).
+                _pacing.args, _pacing.tags = (rate, priority), tags
                 try:
                     message.send()
                 finally:
-                    _pacing.args = None
+                    _pacing.args = _pacing.tags = None
             else:
                 pacing.pacer.wait_for_slot(rate=rate, priority=priority)
                 message.send()
@@ -286,10 +290,27 @@ def send_message(
     raise AssertionError("unreachable")
 
 
-# The rate and priority of the send this thread is making (set by send_message).
+# The rate, priority and tags of the send this thread is making (set by send_message).
 _pacing = threading.local()
 # The SES operations that send mail, as botocore names their events.
 _SEND_EVENTS = ("before-send.ses.SendRawEmail", "before-send.sesv2.SendEmail")
+_PARAMETER_EVENTS = ("before-parameter-build.ses.SendRawEmail", "before-parameter-build.sesv2.SendEmail")
+
+
+def _add_send_parameters(params: dict, model, **kwargs) -> None:
+    """botocore's before-parameter-build hook on the shared client: the
+    configuration set and the message tags of the send, as API parameters.
+
+    django-ses names the configuration set only in an X-SES-CONFIGURATION-SET
+    header, which AWS documents for SendRawEmail and SMTP, not for SESv2
+    SendEmail; parameters work for both.
+    """
+    if isinstance(settings.AWS_SES_CONFIGURATION_SET, str):
+        params.setdefault("ConfigurationSetName", settings.AWS_SES_CONFIGURATION_SET)
+    tags = getattr(_pacing, "tags", None)
+    if tags:
+        name = "EmailTags" if model.name == "SendEmail" else "Tags"
+        params[name] = [{"Name": key, "Value": value} for key, value in tags.items()]
 
 
 def _pace_on_the_wire(**kwargs) -> None:
@@ -325,7 +346,8 @@ def reusable_connection():
     backend keeps no per-send state. Keyed by process (a forked worker makes
     its own) and by the settings it was made from, and forgotten when one of
     them is changed (tests do: a new endpoint can get an old one's address).
-    Sends through it are paced as they leave (`_pace_on_the_wire`).
+    Sends through it are paced as they leave (`_pace_on_the_wire`) and name
+    the configuration set and their tags (`_add_send_parameters`).
     """
     global _process_connection
     key = (os.getpid(), *(getattr(settings, name) for name in _CONNECTION_SETTINGS))
@@ -340,6 +362,8 @@ def reusable_connection():
                 if client is not None and hasattr(client, "meta"):
                     for event in _SEND_EVENTS:
                         client.meta.events.register_first(event, _pace_on_the_wire)
+                    for event in _PARAMETER_EVENTS:
+                        client.meta.events.register(event, _add_send_parameters)
                     connection.paced_on_the_wire = True
                 _process_connection = (key, connection)
     return connection

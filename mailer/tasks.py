@@ -1,5 +1,6 @@
 """Celery doors to the mailer services. Each takes ids or plain values."""
 
+from dataclasses import asdict
 from datetime import date
 
 from celery import shared_task
@@ -53,6 +54,5 @@ def send_pause_alert(self, *, reason: str, to: list[str] | None = None) -> int:
 
 
 @shared_task
-def sweep_expired_claims() -> int:
-    swept, _requeued = services.sweep_sends()
-    return swept
+def sweep_expired_claims() -> dict:
+    return asdict(services.sweep_sends())

@@ -1,4 +1,4 @@
-"""SES events (bounces, complaints, deliveries) arriving by SNS.
+"""SES events (bounces, complaints, deliveries, sends) arriving by SNS.
 
 Anyone can post to /ses/events/, so a post is checked from the cheapest test
 to the dearest, and a forged one costs a 400 and nothing else: the body is
@@ -202,5 +202,5 @@ class SESEventsView(View):
             return
         if not isinstance(message, dict):
             return
-        if message.get("eventType", message.get("notificationType")) in {"Bounce", "Complaint", "Delivery"}:
+        if message.get("eventType", message.get("notificationType")) in {"Bounce", "Complaint", "Delivery", "Send"}:
             services.record_ses_event(notification=notification, message=message)

@@ -27,7 +27,9 @@ app.conf.beat_schedule = {
         "task": "mailer.tasks.start_daily_send",
         "schedule": crontab(hour=settings.DAILY_SEND_HOUR, minute=settings.DAILY_SEND_MINUTE, day_of_week="mon-fri"),
     },
-    # Deliveries whose worker died mid-batch are listed as "fate unknown".
+    # Deliveries whose worker died mid-batch are settled from its journal (the
+    # one in flight is "fate unknown"); those of unknown fate are confirmed by
+    # SES Send events or, past the grace period, sent again; stalled runs requeued.
     "sweep-expired-claims": {
         "task": "mailer.tasks.sweep_expired_claims",
         "schedule": crontab(minute="*/5"),

@@ -383,6 +383,12 @@ WEEKLY_DIGEST_SIZE = 5
 # How long a claimed delivery may stay unrecorded before the sweeper lists it
 # as "fate unknown". Default: the task's hard time limit plus a minute.
 DELIVERY_CLAIM_LEASE_SECONDS = env_int("DELIVERY_CLAIM_LEASE_SECONDS", 0) or None
+# Set it when the SES configuration set publishes Send events to /ses/events/:
+# a delivery whose fate is unknown (its worker died mid-send) is marked sent
+# by its Send event, and sent again when none came this many seconds after
+# it was claimed (docs/reliability.md). Without it such a delivery waits for an admin.
+SES_SEND_EVENTS = env_bool("SES_SEND_EVENTS", False)
+SEND_EVENT_GRACE_SECONDS = env_int("SEND_EVENT_GRACE_SECONDS", 900)
 
 # --- Time ----------------------------------------------------------------------------
 

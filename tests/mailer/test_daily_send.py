@@ -553,3 +553,18 @@ def test_a_day_s_send_reads_each_delivery_a_few_times_not_once_per_batch(postgre
     # a 100,000 run's work would grow with its square.
     read = _delivery_index_reads() - before
     assert read < 20 * total, read
+
+
+@pytest.mark.parametrize("v2", [True, False])
+def test_the_emulator_takes_a_daily_mail_with_its_delivery_tag_and_configuration_set(ses, settings, v2):
+    settings.USE_SES_V2 = v2
+    settings.AWS_SES_CONFIGURATION_SET = "dailyq-events"  # named on the send; the emulator keeps no sets
+    settings.ADMINS = []
+    make_questions("backend", 1)
+    make_subscriber("a@example.org")
+
+    start_daily_send(day=TUESDAY)
+
+    delivery = Delivery.objects.get()
+    assert delivery.status == "sent" and delivery.ses_message_id
+    assert [m.subject for m in ses.messages()] == ["[DailyQ 백엔드] backend question 1"]

@@ -6,6 +6,7 @@ received two mails, every recorded send reached SES, and whatever SES got
 beyond the recorded sends is among the deliveries listed as fate unknown.
 """
 
+import math
 import os
 import random
 import shutil
@@ -13,18 +14,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from bench.fake_ses import FakeSES
+from bench.proc import cpu_seconds
 from mailer.models import SendRun
 from tests.conftest import BASE_DIR, free_port, service_missing
 from tests.factories import make_questions
+from tests.mailer import sns as sns_side
 from tests.mailer.deployment import TUESDAY, Deployment, assert_nothing_lost_or_doubled
 from tests.mailer.seeding import seed_subscribers
+from tests.mailer.sns import TOPIC, notification, signed
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
+signing_key = sns_side.signing_key  # fixture
 
 
 @pytest.fixture
@@ -188,6 +195,101 @@ def test_redis_restarted_during_a_run(postgres, private_redis, settings):
         deployment.wait_until_done(during=chaos)
         assert restarted and restarted[0] < total
         assert_nothing_lost_or_doubled(fake, total)
+    finally:
+        deployment.stop()
+        fake.stop()
+
+
+# The issue's scenario: a worker of the thread pool (as deployed) killed with
+# kill -9 three times during a day's send and started again each time.
+THREADS = 8
+
+
+@pytest.fixture(params=["postgres-redis", "embedded"])
+def stack(request, tmp_path):
+    """Where the deployment keeps its state: PostgreSQL and Redis, or the embedded default."""
+    if request.param == "postgres-redis":
+        request.getfixturevalue("postgres")
+        return {"redis_url": request.getfixturevalue("redis_url"), "max_send_rate": 60}
+    # Without Redis each process paces itself: two workers at 30/s send 60/s.
+    return {"redis_url": None, "embedded_in": tmp_path, "max_send_rate": 30}
+
+
+def test_a_worker_killed_three_times_mid_send_leaves_unknown_only_what_was_in_flight(stack, settings, signing_key):
+    fake = FakeSES(latency=0.02).start()
+    deployment = Deployment(
+        settings=settings, fake=fake, soft_limit=8,
+        extra_env={"AWS_SES_CONFIGURATION_SET": "dailyq-events", "SES_SEND_EVENTS": "true",
+                   "SEND_EVENT_GRACE_SECONDS": "15"},
+        **stack,
+    )  # fmt: skip
+    try:
+        total = deployment.seed(3000)
+        deployment.start_worker(concurrency=THREADS, pool="threads")
+        victim = [deployment.start_worker(concurrency=THREADS, pool="threads")]
+        webhook = deployment.start_webhook(signing_key[1], TOPIC)
+        deployment.start_send()
+        kills = []  # when each kill -9 happened
+        victim_cpu = []  # (when, CPU-seconds used) of the current victim
+
+        def victim_is_sending() -> bool:
+            # It used CPU in the last second: an idle worker (nothing queued
+            # for it) would lose nothing to a kill.
+            now = time.monotonic()
+            if victim_cpu and now - victim_cpu[-1][0] < 1:
+                return False
+            victim_cpu.append((now, cpu_seconds([victim[0].pid])))
+            if len(victim_cpu) < 2:
+                return False
+            (then, before), (_now, used) = victim_cpu[-2:]
+            return used - before > 0.015 * (now - then)
+
+        def chaos():
+            # SES publishes a Send event for each message it accepted (event publishing, via SNS).
+            for accepted in fake.accepted[webhook.published :]:
+                webhook.publish(signed(signing_key, notification(fake.send_event(accepted))))
+            # A kill once the last one's claims were swept, at 10%, 35% and 60% of the day.
+            if len(kills) == 3 or len(fake.accepted) < total * (0.1 + 0.25 * len(kills)):
+                return
+            if (kills and deployment.claimed_before(kills[-1]) > 0) or not victim_is_sending():
+                return
+            victim[0].kill()
+            victim[0].wait()
+            kills.append(timezone.now())
+            victim[0] = deployment.start_worker(concurrency=THREADS, pool="threads")
+            victim_cpu.clear()
+
+        deployment.wait_until_done(timeout=400, during=chaos, sweep_every=2)
+        # Unknowns (at most one per killed sending thread) wait for their Send
+        # event or, past the grace period, are sent again.
+        deadline = time.monotonic() + 120
+        while any(row["status"] != "sent" for row in deployment.deliveries()) and time.monotonic() < deadline:
+            chaos()
+            deployment.sweep()
+            time.sleep(1)
+        assert webhook.close() == [200] * webhook.published
+
+        rows = deployment.deliveries()
+        received = Counter(to for m in fake.accepted for to in m["to"])
+        unknown_per_crash = [
+            sum(report["unknown"] for at, report in deployment.sweeps if kill.timestamp() <= at < later)
+            for kill, later in zip(kills, [k.timestamp() for k in kills[1:]] + [math.inf], strict=True)
+        ]
+        figures = {
+            "unknown_per_crash": unknown_per_crash,
+            "confirmed_by_send_event": sum(report["confirmed"] for _at, report in deployment.sweeps),
+            "resent_after_grace": sum(report["resent"] for _at, report in deployment.sweeps),
+            "missed": sum(1 for row in rows if row["email"] not in received),
+            "unknown_but_mailed": sum(1 for row in rows if row["status"] == "failed" and row["email"] in received),
+            "mailed_twice": sum(1 for n in received.values() if n > 1),
+            "statuses": Counter(row["status"] for row in rows),
+        }
+        print("embedded" if "embedded_in" in stack else "postgres-redis", figures)
+        assert len(kills) == 3 and sum(unknown_per_crash) > 0  # the kills cut sends short
+        assert all(n <= THREADS for n in unknown_per_crash), figures
+        assert figures["mailed_twice"] == 0 and figures["missed"] == 0, figures
+        assert figures["statuses"] == {"sent": total}, figures
+        assert sum(received.values()) == total
     finally:
         deployment.stop()
         fake.stop()

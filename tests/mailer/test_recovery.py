@@ -1,13 +1,21 @@
-"""What happens when a start or an admin mail fails: tried again, nothing lost, nothing twice."""
+"""What happens when a start, an admin mail or a worker fails: tried again, nothing lost, nothing twice."""
 
+import os
+import time
+import uuid
 from datetime import date, timedelta
 
 import pytest
+from django.core.cache import cache
+from django.utils import timezone
 
 from bench.fake_ses import FakeSES
 from bench.proc import free_port
 from mailer import pacing, services, tasks
+from mailer.journal import Outcome, discard_journal, open_journal, read_journal
 from mailer.models import Delivery, SendRun
+from mailer.services import claim_lease
+from subscriptions.models import Subscription
 from tests.factories import make_questions, make_subscriber
 
 TUESDAY = date(2026, 12, 1)
@@ -77,3 +85,185 @@ def test_a_pause_alert_that_fails_midway_reaches_the_others_once(fake_ses, setti
     tasks.send_pause_alert.apply(kwargs={"reason": "bounce rate 7.00%"}, throw=False)
     assert fake_ses.refused == ["rejected"]
     assert [m["to"][0] for m in fake_ses.accepted] == ["one@example.org", "two@example.org"]
+
+
+# --- A worker lost mid-batch: its journal, the Send events, the grace period ----------
+
+
+def use_journal(journal_in, settings, tmp_path, request):
+    if journal_in == "redis":
+        request.getfixturevalue("redis_url")
+    else:  # the embedded default: a file per claim under VAR_DIR
+        settings.REDIS_URL, settings.VAR_DIR = "", tmp_path
+
+
+def lost_claim(run, *, journaled: int, sent_at=None) -> str:
+    """What a worker killed mid-batch leaves: every row of the run claimed (the
+    lease expired), the first `journaled` ones' outcomes (sent) in its journal."""
+    claim = uuid.uuid4().hex
+    journal = open_journal(claim)
+    journal.begin()
+    run.deliveries.update(
+        status="sending", claim=claim, claimed_at=timezone.now() - claim_lease() - timedelta(seconds=1)
+    )
+    for delivery in run.deliveries.order_by("id")[:journaled]:
+        journal.append(Outcome(delivery.id, delivery.subscription_id, "sent", ses_message_id=f"ses-{delivery.id}",
+                               sent_at=sent_at or timezone.now(), next_position=2))  # fmt: skip
+    return claim
+
+
+def sending_run(readers: int) -> SendRun:
+    make_questions("backend", 3)
+    for n in range(readers):
+        make_subscriber(f"r{n}@example.org")
+    run = SendRun.objects.create(
+        day=TUESDAY, cutoff=services.send_cutoff(TUESDAY), status="sending", started_at=timezone.now()
+    )
+    services._create_deliveries(run)
+    return run
+
+
+@pytest.mark.parametrize("journal_in", ["redis", "file"])
+def test_a_lost_batch_is_settled_from_its_journal_and_only_the_mail_in_flight_stays_unknown(
+    fake_ses, eager_tasks, settings, tmp_path, request, journal_in
+):
+    use_journal(journal_in, settings, tmp_path, request)
+    run = sending_run(5)
+    claim = lost_claim(run, journaled=2)  # it sent r0 and r1, and was sending r2 when it died
+
+    report = services.sweep_expired_claims()
+
+    assert (report.recovered, report.unknown, report.returned) == (2, 1, 2)
+    rows = list(run.deliveries.order_by("id").values_list("status", "reason", "ses_message_id"))
+    assert [status for status, _reason, _id in rows] == ["sent", "sent", "failed", "sent", "sent"]
+    assert rows[0][2] == f"ses-{run.deliveries.order_by('id').first().id}"
+    assert rows[2][1] == services.UNKNOWN_REASON + "the worker stopped while sending it"
+    # r3 and r4 were never started: queued again and sent (once); r2 is left alone.
+    assert sorted(to for m in fake_ses.accepted for to in m["to"]) == ["r3@example.org", "r4@example.org"]
+    cursors = dict(Subscription.objects.values_list("subscriber__email", "next_position"))
+    assert cursors == {"r0@example.org": 2, "r1@example.org": 2, "r2@example.org": 1,
+                       "r3@example.org": 2, "r4@example.org": 2}  # fmt: skip
+    assert read_journal(claim) is None
+    run.refresh_from_db()
+    assert run.status == "done"
+    if journal_in == "file":
+        assert list((tmp_path / "journal").iterdir()) == []
+
+
+def test_a_lost_batch_without_its_journal_is_all_of_unknown_fate(fake_ses, eager_tasks, settings):
+    run = sending_run(3)
+    claim = lost_claim(run, journaled=2)
+    discard_journal(claim)  # Redis restarted without persistence, and the worker died before noticing
+
+    report = services.sweep_expired_claims()
+
+    assert (report.recovered, report.unknown, report.returned) == (0, 3, 0)
+    assert set(run.deliveries.values_list("status", flat=True)) == {"failed"}
+    assert fake_ses.accepted == []
+
+
+def test_a_journal_lost_mid_batch_makes_the_batch_write_down_what_it_sent_at_once(fake_ses, eager_tasks, redis_url):
+    run = sending_run(4)
+    seen = {}
+
+    def break_things(accepted):
+        sending = Delivery.objects.filter(status="sending")
+        if len(fake_ses.accepted) == 2:  # the journal vanishes (a Redis restart) after the second send
+            discard_journal(sending.values_list("claim", flat=True).first())
+        if len(fake_ses.accepted) == 3:  # what the database holds while the third is being sent
+            seen.update(run.deliveries.order_by("id").values_list("subscription__subscriber__email", "status"))
+
+    fake_ses.on_accept = break_things
+    services.send_delivery_batch(ids=list(run.deliveries.values_list("id", flat=True)))
+
+    assert seen == {"r0@example.org": "sent", "r1@example.org": "sent",
+                    "r2@example.org": "sending", "r3@example.org": "sending"}  # fmt: skip
+    assert set(run.deliveries.values_list("status", flat=True)) == {"sent"}
+    assert len(fake_ses.accepted) == 4
+    claim = run.deliveries.values_list("claim", flat=True).first()
+    assert read_journal(claim) is None  # written down: the batch discarded its journal
+
+
+@pytest.mark.parametrize("v2", [True, False])
+def test_each_daily_mail_names_its_delivery_in_a_message_tag_and_its_configuration_set(
+    fake_ses, eager_tasks, settings, v2
+):
+    settings.USE_SES_V2 = v2
+    settings.AWS_SES_CONFIGURATION_SET = "dailyq-events"
+    make_questions("backend", 1)
+    make_subscriber("a@example.org")
+
+    services.start_daily_send(day=TUESDAY)
+
+    [accepted] = fake_ses.accepted
+    assert accepted["tags"] == {services.DELIVERY_TAG: str(Delivery.objects.get().id)}
+    assert accepted["configuration_set"] == "dailyq-events"
+
+
+def unknown_delivery(*, claimed_minutes_ago: float) -> Delivery:
+    """A delivery whose worker died while sending it, claimed that long ago."""
+    run = sending_run(1)
+    run.deliveries.update(
+        status="failed",
+        reason=services.UNKNOWN_REASON + "the worker stopped while sending it",
+        claim="lost",
+        claimed_at=timezone.now() - timedelta(minutes=claimed_minutes_ago),
+    )
+    SendRun.objects.filter(id=run.id).update(status="done")
+    return run.deliveries.get()
+
+
+def send_events_arrived(minutes_ago: float):
+    """Send events were arriving that long ago (another reader's mail, say)."""
+    cache.set(services.LAST_SEND_EVENT_KEY, (timezone.now() - timedelta(minutes=minutes_ago)).timestamp(), None)
+
+
+def test_an_unknown_delivery_without_a_send_event_is_sent_again_after_the_grace_period(fake_ses, eager_tasks, settings):
+    settings.SES_SEND_EVENTS, settings.SEND_EVENT_GRACE_SECONDS = True, 900
+    delivery = unknown_delivery(claimed_minutes_ago=10)
+    send_events_arrived(minutes_ago=1)
+
+    assert services.resend_unknown_deliveries() == 0  # within the grace period
+    assert fake_ses.accepted == []
+
+    Delivery.objects.filter(id=delivery.id).update(claimed_at=timezone.now() - timedelta(minutes=16))
+    assert services.resend_unknown_deliveries() == 1
+
+    delivery.refresh_from_db()
+    assert delivery.status == "sent" and delivery.reason == ""
+    assert [m["to"] for m in fake_ses.accepted] == [["r0@example.org"]]
+    assert Subscription.objects.get().next_position == 2
+    assert SendRun.objects.get().status == "done"
+    assert services.resend_unknown_deliveries() == 0  # once
+
+
+@pytest.mark.parametrize("why", ["send events not configured", "no send event since", "a later run mails it"])
+def test_an_unknown_delivery_is_left_for_an_admin_when_nothing_shows_it_was_lost(fake_ses, eager_tasks, settings, why):
+    settings.SES_SEND_EVENTS, settings.SEND_EVENT_GRACE_SECONDS = why != "send events not configured", 900
+    delivery = unknown_delivery(claimed_minutes_ago=30)
+    # Events stopped before this mail could have been sent: the silence may be the pipeline's.
+    send_events_arrived(minutes_ago=40 if why == "no send event since" else 1)
+    if why == "a later run mails it":
+        later = SendRun.objects.create(day=TUESDAY + timedelta(days=1), cutoff=timezone.now(), status="done")
+        Delivery.objects.create(run=later, subscription=delivery.subscription, status="sent")
+
+    assert services.resend_unknown_deliveries() == 0
+
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and delivery.reason.startswith(services.UNKNOWN_REASON)
+    assert fake_ses.accepted == []
+
+
+def test_the_sweeper_deletes_journal_files_nobody_will_read(settings, tmp_path):
+    settings.REDIS_URL, settings.VAR_DIR = "", tmp_path
+    orphan, fresh = open_journal(uuid.uuid4().hex), open_journal(uuid.uuid4().hex)
+    orphan.begin()  # its batch wrote its outcomes down and died before deleting it
+    fresh.begin()
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(tmp_path / "journal" / f"{orphan.claim}.log", (week_ago, week_ago))
+
+    services.sweep_expired_claims()
+
+    assert [path.stem for path in (tmp_path / "journal").iterdir()] == [fresh.claim]
+    orphan.discard()
+    fresh.discard()

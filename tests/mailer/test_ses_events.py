@@ -1,85 +1,28 @@
 """The SES event webhook: SNS messages signed by a test certificate, supplied offline."""
 
 import base64
-import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import responses
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 from django.urls import reverse
 from django.utils import timezone
 from django_ses import utils as ses_utils
 
-from mailer import webhooks
-from mailer.models import Delivery, SendingState, SendRun, SESEvent, Suppression
+from mailer import services, webhooks
+from mailer.models import Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from mailer.services import resume_sending
-from subscriptions.models import Subscriber
-from tests.factories import make_subscriber
+from subscriptions.models import Subscriber, Subscription
+from tests.factories import make_questions, make_subscriber
+from tests.mailer import sns as sns_side
+from tests.mailer.sns import CERT_URL, TOPIC, notification, post, signed
 
-TOPIC = "arn:aws:sns:ap-northeast-2:123456789012:dailyq-ses-events"
-CERT_URL = "https://sns.ap-northeast-2.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
 SUBSCRIBE_URL = "https://sns.ap-northeast-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=x&Token=t"
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def signing_key():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert.public_bytes(serialization.Encoding.PEM)
-
-
-@pytest.fixture
-def sns(signing_key, settings):
-    """The SNS side: the signing certificate served at its AWS URL (mocked, offline)."""
-    settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = [TOPIC]
-    _key, pem = signing_key
-    webhooks.forget_certificates()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(CERT_URL, body=pem)
-        yield mock
-    webhooks.forget_certificates()
-
-
-def signed(signing_key, notification: dict) -> dict:
-    key, _pem = signing_key
-    fields = (
-        ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-        if notification["Type"] == "Notification"
-        else ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
-    )
-    text = "".join(f"{f}\n{notification[f]}\n" for f in fields if notification.get(f))
-    signature = key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA1())  # noqa: S303 (SNS SignatureVersion 1)
-    return {**notification, "SignatureVersion": "1", "SigningCertURL": CERT_URL,
-            "Signature": base64.b64encode(signature).decode()}  # fmt: skip
-
-
-def notification(message: dict, *, topic=TOPIC, message_id=None) -> dict:
-    return {
-        "Type": "Notification",
-        "MessageId": message_id or str(uuid.uuid4()),
-        "TopicArn": topic,
-        "Message": json.dumps(message),
-        "Timestamp": "2026-12-01T00:00:00.000Z",
-    }
+signing_key, sns = sns_side.signing_key, sns_side.sns  # fixtures
 
 
 def ses_message(kind: str, email: str, ses_id: str, **detail) -> dict:
@@ -92,10 +35,6 @@ def ses_message(kind: str, email: str, ses_id: str, **detail) -> dict:
     else:
         body["delivery"] = {"recipients": [email]}
     return body
-
-
-def post(client, payload: dict):
-    return client.post(reverse("ses-events"), data=json.dumps(payload), content_type="text/plain")
 
 
 def sent_delivery(email: str, *, run_day=None, ses_id=None, minutes_ago=0):
@@ -317,3 +256,93 @@ def test_a_signed_notification_whose_message_is_not_json_is_acknowledged_and_ign
         payload = signed(signing_key, {**notification({}), "Message": message})
         assert post(client, payload).status_code == 200
     assert not SESEvent.objects.exists()
+
+
+# --- Send events: what tells the fate of a mail whose worker died ---------------------
+
+
+def send_event(delivery: Delivery, *, to=None, ses_id="ses-accepted-1", at="2026-12-01T00:00:05.120Z") -> dict:
+    """SES's Send event for a daily mail, as the webhook gets it (its tags include the delivery's)."""
+    return {
+        "eventType": "Send",
+        "mail": {
+            "timestamp": at,
+            "messageId": ses_id,
+            "destination": [to or delivery.subscription.subscriber.email],
+            "tags": {"dailyq-delivery": [str(delivery.id)], "ses:configuration-set": ["dailyq-events"]},
+        },
+        "send": {},
+    }
+
+
+def delivery_of_unknown_fate(email="lost@example.org", *, status="failed", claimed_at=None) -> Delivery:
+    make_questions("backend", 3)
+    subscriber = make_subscriber(email, next_position=2)
+    run = SendRun.objects.create(day=timezone.localdate(), cutoff=timezone.now(), status="sending",
+                                 started_at=timezone.now())  # fmt: skip
+    question_ids = list(Question.objects.filter(position=2).values_list("id", flat=True))
+    return Delivery.objects.create(
+        run=run,
+        subscription=subscriber.subscriptions.get(),
+        question_ids=question_ids,
+        status=status,
+        reason=services.UNKNOWN_REASON + "the worker stopped while sending it" if status == "failed" else "",
+        claim="lost",
+        claimed_at=claimed_at or timezone.now(),
+    )
+
+
+def test_a_send_event_turns_a_delivery_of_unknown_fate_into_sent_and_moves_the_cursor_once(client, sns, signing_key):
+    delivery = delivery_of_unknown_fate()
+    payload = signed(signing_key, notification(send_event(delivery)))
+
+    assert post(client, payload).status_code == 200
+    assert post(client, payload).status_code == 200  # SNS delivers at least once
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.reason) == ("sent", services.CONFIRMED_REASON)
+    assert delivery.ses_message_id == "ses-accepted-1"
+    assert delivery.sent_at == datetime(2026, 12, 1, 0, 0, 5, 120000, tzinfo=UTC)
+    subscription = delivery.subscription
+    subscription.refresh_from_db()
+    assert (subscription.next_position, subscription.last_sent_at) == (3, delivery.sent_at)
+    assert not SESEvent.objects.exists()  # noted on the delivery, not stored
+    delivery.run.refresh_from_db()
+    assert delivery.run.status == "done"
+
+
+def test_a_send_event_for_a_mail_whose_worker_died_settles_it_when_the_claim_expires(
+    client, sns, signing_key, settings
+):
+    settings.DELIVERY_CLAIM_LEASE_SECONDS = 60
+    delivery = delivery_of_unknown_fate(status="sending", claimed_at=timezone.now() - timedelta(minutes=2))
+    post(client, signed(signing_key, notification(send_event(delivery))))
+    delivery.refresh_from_db()
+    assert delivery.status == "sending"  # its batch may still be writing it down
+
+    report = services.sweep_sends()  # no journal: the worker is gone
+
+    assert (report.unknown, report.confirmed) == (1, 1)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.ses_message_id) == ("sent", "ses-accepted-1")
+    assert Subscription.objects.get(id=delivery.subscription_id).next_position == 3
+
+
+def test_a_send_event_tagged_with_another_reader_s_delivery_is_ignored(client, sns, signing_key):
+    delivery = delivery_of_unknown_fate()
+    post(client, signed(signing_key, notification(send_event(delivery, to="someone-else@example.org"))))
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.accepted_message_id) == ("failed", "")
+
+
+def test_a_confirmed_delivery_leaves_the_cursor_to_the_later_run_that_mails_the_same_question(client, sns, signing_key):
+    delivery = delivery_of_unknown_fate()
+    later = SendRun.objects.create(day=delivery.run.day + timedelta(days=1), cutoff=timezone.now(), status="done")
+    Delivery.objects.create(run=later, subscription=delivery.subscription, status="sent")
+    Subscription.objects.filter(id=delivery.subscription_id).update(next_position=3)  # the later mail moved it
+
+    post(client, signed(signing_key, notification(send_event(delivery))))
+
+    delivery.refresh_from_db()
+    assert delivery.status == "sent"
+    assert Subscription.objects.get(id=delivery.subscription_id).next_position == 3
