@@ -32,8 +32,8 @@ from mailer.ses import (
     send_message,
 )
 from subscriptions.addresses import canonical_email
+from subscriptions.links import ReaderLinks
 from subscriptions.models import Category, Frequency, Subscriber, Subscription
-from subscriptions.services import ReaderLinks
 
 logger = logging.getLogger(__name__)
 
@@ -838,7 +838,7 @@ def build_daily_email(
     language and question set (render_shared_email), then personalised. A
     `test` mail (an admin's test send, which goes to another address) carries
     no link that acts on the reader: both go to the landing page, and it has
-    no List-Unsubscribe headers. `reader_links` (subscriptions.services.ReaderLinks):
+    no List-Unsubscribe headers. `reader_links` (subscriptions.links.ReaderLinks):
     the links' routes, when a batch has them already; `link_generation`: the
     reader's Subscriber.link_generation, when the batch read it (else it is read).
     """

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from mailer.selectors import received_questions
 from mailservice.http import client_ip
 from mailservice.ratelimit import RateLimited
-from subscriptions import selectors, services, tokens
+from subscriptions import links, selectors, services, tokens
 from subscriptions.forms import CodeForm, PreferencesForm, SubscribeForm
 from subscriptions.models import Category, Subscriber
 
@@ -128,7 +128,7 @@ def resend(request):
 def _confirmed(request, subscriber: Subscriber):
     messages.success(request, _("You are subscribed. The first question arrives on the next send day at 07:00."))
     # A path, not SITE_URL: stay on the host the visitor is on.
-    return redirect(services.manage_path(subscriber.id, generation=subscriber.link_generation))
+    return redirect(links.manage_path(subscriber.id, generation=subscriber.link_generation))
 
 
 @require_http_methods(["GET", "POST"])

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from mailer.models import CategorySettings, Delivery, Question, SendRun
 from mailer.services import move_question, save_question, start_daily_send
-from subscriptions.services import manage_url
+from subscriptions.links import manage_url
 from tests.factories import make_questions, make_subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
