@@ -12,9 +12,8 @@ from django.utils.translation import gettext_lazy as _
 
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Category, Frequency, Subscriber
-from subscriptions.services import _activate, _clean_choices, _open_verification
+from subscriptions.services import activate_subscription, clean_choices, open_verification
 
-CSV_COLUMNS = ("email", "categories", "frequency", "language")
 CSV_MAX_ROWS = 10_000
 
 
@@ -50,65 +49,71 @@ def plan_subscriber_import(text: str) -> ImportPlan:
     """
     plan = ImportPlan()
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    try:
-        fieldnames = reader.fieldnames
-    except csv.Error as exc:
-        plan.invalid.append(ImportProblem(line=1, value="", reason=f"CSV: {exc}"))
-        return plan
-    if not fieldnames or "email" not in [(name or "").strip().lower() for name in fieldnames]:
-        plan.invalid.append(
-            ImportProblem(
-                line=1, value="", reason=str(_("The first row must name the columns, with an 'email' column."))
-            )
-        )
+    if problem := _header_problem(reader):
+        plan.invalid.append(problem)
         return plan
     seen: set[str] = set()
-    languages = [code for code, _name in settings.LANGUAGES]
     try:
         for number, raw in enumerate(reader, start=2):
             if number - 1 > CSV_MAX_ROWS:
-                plan.invalid.append(
-                    ImportProblem(
-                        line=number,
-                        value="",
-                        reason=str(_("Only the first %(max)d rows are read.") % {"max": CSV_MAX_ROWS}),
-                    )
-                )
+                reason = str(_("Only the first %(max)d rows are read.") % {"max": CSV_MAX_ROWS})
+                plan.invalid.append(ImportProblem(line=number, value="", reason=reason))
                 break
-            record = {(key or "").strip().lower(): (value or "").strip() for key, value in raw.items() if key}
-            email_value = record.get("email", "")
-            if not any(record.values()):
-                continue
-            try:
-                email = canonical_email(email_value)
-                categories = tuple(
-                    sorted(
-                        set((record.get("categories") or Category.BACKEND).replace(";", " ").replace(",", " ").split())
-                    )
-                )
-                frequency = record.get("frequency") or Frequency.DAILY
-                _clean_choices(categories, frequency)
-                language = record.get("language") or settings.LANGUAGE_CODE
-                if language not in languages:
-                    raise ValidationError(_("Unknown language: %(language)s") % {"language": language})
-            except ValidationError as exc:
-                plan.invalid.append(ImportProblem(line=number, value=email_value[:300], reason=" ".join(exc.messages)))
-                continue
-            if email in seen:
-                plan.duplicates.append(ImportProblem(line=number, value=email, reason=str(_("Repeated in this file."))))
-                continue
-            seen.add(email)
-            plan.rows.append(
-                ImportRow(line=number, email=email, categories=categories, frequency=frequency, language=language)
-            )
+            _sort_row(plan, seen, number=number, raw=raw)
     except csv.Error as exc:
         plan.invalid.append(ImportProblem(line=reader.line_num, value="", reason=f"CSV: {exc}"))
+    _set_aside_subscribers(plan)
+    return plan
+
+
+def _header_problem(reader: csv.DictReader) -> ImportProblem | None:
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        return ImportProblem(line=1, value="", reason=f"CSV: {exc}")
+    if not fieldnames or "email" not in [(name or "").strip().lower() for name in fieldnames]:
+        reason = str(_("The first row must name the columns, with an 'email' column."))
+        return ImportProblem(line=1, value="", reason=reason)
+    return None
+
+
+def _sort_row(plan: ImportPlan, seen: set[str], *, number: int, raw: dict) -> None:
+    """Add one CSV row to the plan as new, invalid or repeated; a blank row is passed over."""
+    record = {(key or "").strip().lower(): (value or "").strip() for key, value in raw.items() if key}
+    if not any(record.values()):
+        return
+    try:
+        row = _read_row(number, record)
+    except ValidationError as exc:
+        value = record.get("email", "")[:300]
+        plan.invalid.append(ImportProblem(line=number, value=value, reason=" ".join(exc.messages)))
+        return
+    if row.email in seen:
+        plan.duplicates.append(ImportProblem(line=number, value=row.email, reason=str(_("Repeated in this file."))))
+        return
+    seen.add(row.email)
+    plan.rows.append(row)
+
+
+def _read_row(number: int, record: dict[str, str]) -> ImportRow:
+    email = canonical_email(record.get("email", ""))
+    named = (record.get("categories") or Category.BACKEND).replace(";", " ").replace(",", " ").split()
+    categories = tuple(sorted(set(named)))
+    frequency = record.get("frequency") or Frequency.DAILY
+    clean_choices(categories=categories, frequency=frequency)
+    language = record.get("language") or settings.LANGUAGE_CODE
+    if language not in [code for code, _name in settings.LANGUAGES]:
+        raise ValidationError(_("Unknown language: %(language)s") % {"language": language})
+    return ImportRow(line=number, email=email, categories=categories, frequency=frequency, language=language)
+
+
+def _set_aside_subscribers(plan: ImportPlan) -> None:
+    """Move the rows of addresses that are subscribers already to the duplicates."""
     existing = _existing_emails([row.email for row in plan.rows])
     for row in [row for row in plan.rows if row.email in existing]:
         plan.rows.remove(row)
         plan.duplicates.append(ImportProblem(line=row.line, value=row.email, reason=str(_("Already a subscriber."))))
     plan.duplicates.sort(key=lambda problem: problem.line)
-    return plan
 
 
 def _existing_emails(emails: list[str]) -> set[str]:
@@ -151,10 +156,13 @@ def import_subscribers(*, plan: ImportPlan, already_consented: bool) -> ImportRe
                 subscriber.consented_at = subscriber.confirmed_at = now
                 subscriber.save(update_fields=["status", "consented_at", "confirmed_at", "updated_at"])
                 for category in row.categories:
-                    _activate(subscriber, category, now=now)
+                    activate_subscription(subscriber=subscriber, category=category, now=now)
             else:
-                _open_verification(
-                    subscriber, categories=list(row.categories), frequency=row.frequency, language=row.language
+                open_verification(
+                    subscriber=subscriber,
+                    categories=list(row.categories),
+                    frequency=row.frequency,
+                    language=row.language,
                 )
                 mails += 1
     return ImportReport(added=added, verification_mails=mails, skipped=skipped)

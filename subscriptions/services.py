@@ -56,7 +56,8 @@ class MailServiceUnavailable(Exception):
 # --- Input --------------------------------------------------------------------
 
 
-def _clean_choices(categories, frequency) -> tuple[list[str], str]:
+def clean_choices(*, categories, frequency) -> tuple[list[str], str]:
+    """The chosen categories (sorted, no repeats) and frequency, or ValidationError."""
     chosen = sorted(set(categories or ()))
     if not chosen or any(c not in Category.values for c in chosen):
         raise ValidationError(_("Choose at least one category."), code="categories")
@@ -121,7 +122,7 @@ def request_subscription(
     otherwise returns nothing, whatever the address.
     """
     email = canonical_email(email)
-    categories, frequency = _clean_choices(categories, frequency)
+    categories, frequency = clean_choices(categories=categories, frequency=frequency)
     language = _clean_language(language)
     # Limits first: the sandbox question below goes to SES, which allows a
     # handful of such calls a second for the whole account.
@@ -149,7 +150,7 @@ def request_subscription(
             # A second subscription would be a surprise; the owner gets a way in instead.
             _tasks().send_manage_link.delay_on_commit(subscriber_id=subscriber.id)
             return
-        _open_verification(subscriber, categories=categories, frequency=frequency, language=language)
+        open_verification(subscriber=subscriber, categories=categories, frequency=frequency, language=language)
 
 
 def resend_verification(*, email: str, client_ip: str | None = None) -> None:
@@ -169,12 +170,16 @@ def resend_verification(*, email: str, client_ip: str | None = None) -> None:
         previous = subscriber.verifications.filter(confirmed_at__isnull=True).order_by("-created_at").first()
         if previous is None:
             return
-        _open_verification(
-            subscriber, categories=previous.categories, frequency=previous.frequency, language=previous.language
+        open_verification(
+            subscriber=subscriber,
+            categories=previous.categories,
+            frequency=previous.frequency,
+            language=previous.language,
         )
 
 
-def _open_verification(subscriber, *, categories, frequency, language) -> Verification:
+def open_verification(*, subscriber: Subscriber, categories, frequency, language) -> Verification:
+    """Revoke the subscriber's open verifications and queue the mail of a new one."""
     subscriber.verifications.filter(confirmed_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
@@ -325,7 +330,7 @@ def _confirm(verification: Verification) -> Subscriber:
         # forwarded or kept by someone else) must not manage this one.
         rotate_reader_links(subscriber=subscriber)
     for category in verification.categories:
-        _activate(subscriber, category, now=now)
+        activate_subscription(subscriber=subscriber, category=category, now=now)
     verification.confirmed_at = now
     verification.save(update_fields=["confirmed_at"])
     _open_verifications().filter(subscriber=subscriber).update(revoked_at=now)
@@ -333,7 +338,8 @@ def _confirm(verification: Verification) -> Subscriber:
     return subscriber
 
 
-def _activate(subscriber: Subscriber, category: str, *, now) -> Subscription:
+def activate_subscription(*, subscriber: Subscriber, category: str, now) -> Subscription:
+    """Start `subscriber`'s subscription to `category`, new or switched back on."""
     subscription, created = Subscription.objects.get_or_create(
         subscriber=subscriber,
         category=category,
@@ -400,7 +406,7 @@ def send_manage_link(*, subscriber_id: int) -> bool:
 
 def update_preferences(*, subscriber: Subscriber, categories: list[str], frequency: str) -> Subscriber:
     """Set an active subscriber's categories and frequency (from the manage page)."""
-    categories, frequency = _clean_choices(categories, frequency)
+    categories, frequency = clean_choices(categories=categories, frequency=frequency)
     now = timezone.now()
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(id=subscriber.id)
@@ -409,7 +415,7 @@ def update_preferences(*, subscriber: Subscriber, categories: list[str], frequen
         subscriber.frequency = frequency
         subscriber.save(update_fields=["frequency", "updated_at"])
         for category in categories:
-            _activate(subscriber, category, now=now)
+            activate_subscription(subscriber=subscriber, category=category, now=now)
         subscriber.subscriptions.filter(is_active=True).exclude(category__in=categories).update(
             is_active=False, deactivated_at=now
         )
@@ -450,7 +456,9 @@ def send_new_verification(*, subscriber: Subscriber) -> bool:
         previous = subscriber.verifications.order_by("-created_at").first()
         categories = previous.categories if previous else [Category.BACKEND]
         frequency = previous.frequency if previous else subscriber.frequency
-        _open_verification(subscriber, categories=categories, frequency=frequency, language=subscriber.language)
+        open_verification(
+            subscriber=subscriber, categories=categories, frequency=frequency, language=subscriber.language
+        )
     return True
 
 
@@ -477,7 +485,7 @@ def save_subscription(*, subscription: Subscription) -> Subscription:
     """Save a subscription as an admin added or edited it.
 
     Switching one on, a new one included, starts it as confirming does
-    (_activate): a new subscription begins at its category's start position
+    (activate_subscription): a new subscription begins at its category's start position
     and counts as active from now, so the daily send picks it up while its
     subscriber is active; one switched back on goes on where it stopped.
     Switching one off records when.
@@ -492,11 +500,11 @@ def save_subscription(*, subscription: Subscription) -> Subscription:
             subscription.next_position = start_position(category=subscription.category)
             subscription.activated_at = subscription.deactivated_at = None
         if subscription.is_active and not was_active:
-            # Saved as it was edited but off, then switched on by _activate, the
+            # Saved as it was edited but off, then switched on by activate_subscription, the
             # one place that starts subscriptions.
             subscription.is_active = False
             subscription.save()
-            _activate(subscription.subscriber, subscription.category, now=now)
+            activate_subscription(subscriber=subscription.subscriber, category=subscription.category, now=now)
             subscription.refresh_from_db()
         else:
             if was_active and not subscription.is_active:
