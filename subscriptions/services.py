@@ -33,6 +33,7 @@ from subscriptions import tokens
 from subscriptions.addresses import canonical_email
 from subscriptions.links import manage_url, token_path, unsubscribe_url
 from subscriptions.models import Category, Frequency, Subscriber, Subscription, Verification
+from subscriptions.selectors import unsubscribe_scope
 
 logger = logging.getLogger(__name__)
 
@@ -422,14 +423,15 @@ def update_preferences(*, subscriber: Subscriber, categories: list[str], frequen
     return subscriber
 
 
-def unsubscribe(*, subscriber: Subscriber, categories: list[str] | None = None) -> Subscriber:
-    """End the subscription to `categories` (all when None). Repeating it is harmless."""
+def unsubscribe(*, subscriber: Subscriber, category: str | None = None) -> Subscriber:
+    """End the subscription to `category`, or to all of them (selectors.unsubscribe_scope). Repeating it is harmless."""
+    category = unsubscribe_scope(category=category)
     now = timezone.now()
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(id=subscriber.id)
         subscriptions = subscriber.subscriptions.filter(is_active=True)
-        if categories is not None:
-            subscriptions = subscriptions.filter(category__in=categories)
+        if category is not None:
+            subscriptions = subscriptions.filter(category=category)
         subscriptions.update(is_active=False, deactivated_at=now)
         if not subscriber.subscriptions.filter(is_active=True).exists() and (
             subscriber.status == Subscriber.Status.ACTIVE

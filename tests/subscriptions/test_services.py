@@ -270,7 +270,7 @@ def test_internationalised_domains_are_stored_in_ascii_form(subscribe):
 def test_unsubscribe_from_one_category_then_all(confirmed):
     subscriber = confirmed("reader@example.org", categories=["backend", "frontend"])
 
-    services.unsubscribe(subscriber=subscriber, categories=["frontend"])
+    services.unsubscribe(subscriber=subscriber, category="frontend")
     assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
     assert list(Subscription.objects.filter(is_active=True).values_list("category", flat=True)) == ["backend"]
 
