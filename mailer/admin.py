@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from mailer import selectors, services
+from mailer import questions, selectors, services
 from mailer.dev_views import MAIL_HTML_POLICY
 from mailer.markdown import render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
@@ -116,7 +116,7 @@ class QuestionAdmin(admin.ModelAdmin):
         # The position field shows where the question is; left as shown, it asks for no move
         # (a question given another category goes to that category's end).
         wanted = form.cleaned_data.get("move_to") if "move_to" in form.changed_data else None
-        services.save_question(question=obj, position=wanted)
+        questions.save_question(question=obj, position=wanted)
 
     @admin.action(description=_("Publish"))
     def publish(self, request, queryset):

@@ -10,7 +10,8 @@ from django.db import connection, transaction
 from django.urls import reverse
 
 from mailer.models import CategorySettings, Delivery, Question, SendRun
-from mailer.services import move_question, save_question, start_daily_send
+from mailer.questions import move_question, save_question
+from mailer.services import start_daily_send
 from subscriptions.links import manage_url
 from tests.factories import make_questions, make_subscriber
 
