@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from mailer import questions, selectors, services
+from mailer import questions, selectors, services, suppressions
 from mailer.dev_views import MAIL_HTML_POLICY
 from mailer.markdown import render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
@@ -50,7 +50,7 @@ class SuppressionAdmin(admin.ModelAdmin):
     @admin.action(description=_("Lift: allow mail to these addresses again"))
     def lift(self, request, queryset):
         lifted = sum(
-            services.lift_suppression(email=email) for email in queryset.values_list("email", flat=True).distinct()
+            suppressions.lift_suppression(email=email) for email in queryset.values_list("email", flat=True).distinct()
         )
         self.message_user(request, _("%(n)d suppressions lifted.") % {"n": lifted})
 

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from mailer.services import suppress_address
+from mailer.suppressions import suppress_address
 from subscriptions import importing, services
 from subscriptions.forms import clean_email_field
 from subscriptions.models import SetAsideAddress, Subscriber, Subscription, Verification

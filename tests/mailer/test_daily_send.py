@@ -125,7 +125,7 @@ def test_category_without_questions_is_skipped_with_a_reason():
 
 
 def test_unsubscribed_or_suppressed_before_the_batch_runs_are_skipped(monkeypatch):
-    from mailer.services import suppress_address
+    from mailer.suppressions import suppress_address
 
     make_questions("backend", 2)
     gone = make_subscriber("gone@example.org")

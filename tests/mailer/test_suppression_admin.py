@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailer.models import Suppression
-from mailer.services import suppress_address
+from mailer.suppressions import suppress_address
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,8 @@ from django.urls import reverse
 
 from mailer.models import Suppression
 from mailer.selectors import is_suppressed
-from mailer.services import record_ses_event, suppress_address
+from mailer.services import record_ses_event
+from mailer.suppressions import suppress_address
 from subscriptions import importing
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Subscriber

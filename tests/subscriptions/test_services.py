@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from mailer.services import suppress_address
+from mailer.suppressions import suppress_address
 from mailservice.ratelimit import RateLimited
 from subscriptions import services
 from subscriptions.models import Subscriber, Subscription, Verification
