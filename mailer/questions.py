@@ -174,6 +174,26 @@ def save_question(*, question: Question, position: int | None = None) -> Questio
     return question
 
 
+def publish_questions(*, question_ids: list[int], published: bool) -> int:
+    """Publish or unpublish questions; returns how many. Unpublished ones are never sent and hidden from the site."""
+    return Question.objects.filter(id__in=question_ids).update(is_published=published)
+
+
+def delete_questions(*, question_ids: list[int]) -> int:
+    """Delete questions; returns how many.
+
+    The positions of the others stay as they are: picking passes over the
+    gap as over an unpublished question, and no reader's cursor moves. Each
+    category's sequence is held while its questions go, so no position
+    writer works from a list that includes them.
+    """
+    with transaction.atomic():
+        for category in sorted(set(Question.objects.filter(id__in=question_ids).values_list("category", flat=True))):
+            _lock_sequence(category)
+        _total, deleted = Question.objects.filter(id__in=question_ids).delete()
+    return deleted.get(Question._meta.label, 0)
+
+
 def move_question(*, question: Question, position: int) -> Question:
     """Put `question` at `position` in its category, shifting the ones in between."""
     if position < 1:

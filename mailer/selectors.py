@@ -84,6 +84,22 @@ def run_progress(*, run: SendRun) -> dict[str, int]:
     return {status: counts.get(status, 0) for status in Delivery.Status.values}
 
 
+@dataclass(frozen=True)
+class RunCompletion:
+    """How far a run has got: its deliveries per status, and how many of its total are settled."""
+
+    counts: dict[str, int]
+    finished: int  # no longer pending or sending
+    percent: int
+
+
+def run_completion(*, run: SendRun) -> RunCompletion:
+    counts = run_progress(run=run)
+    finished = run.total - counts[Delivery.Status.PENDING] - counts[Delivery.Status.SENDING]
+    percent = 100 if not run.total else round(100 * finished / run.total)
+    return RunCompletion(counts=counts, finished=finished, percent=percent)
+
+
 def received_questions(*, subscriber: Subscriber, limit: int = 200) -> list[Question]:
     """Questions mailed to `subscriber`, newest first."""
     question_ids = []
