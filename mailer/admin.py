@@ -236,11 +236,15 @@ class SendRunAdmin(admin.ModelAdmin):
         form = TestSendForm(request.POST or None, initial={"to": request.user.email})
         if request.method == "POST" and form.is_valid():
             try:
-                message_id = services.send_test_mail(subscription=subscription, to=form.cleaned_data["to"], day=day)
+                result = services.send_test_mail(subscription=subscription, to=form.cleaned_data["to"], day=day)
             except Exception as exc:  # shown to the admin, who can fix SES and try again
                 self.message_user(request, _("The test mail was not sent: %(error)s") % {"error": exc}, messages.ERROR)
             else:
-                self.message_user(request, _("Test mail sent (SES message id %(id)s).") % {"id": message_id})
+                if result.sent:
+                    self.message_user(request, _("Test mail sent (SES message id %(id)s).") % {"id": result.message_id})
+                else:
+                    error = {"error": result.refused}
+                    self.message_user(request, _("The test mail was not sent: %(error)s") % error, messages.WARNING)
             return redirect(request.path)
         context = {
             **self.admin_site.each_context(request),

@@ -1,4 +1,5 @@
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -13,7 +14,18 @@ from subscriptions.models import Category, Frequency, Subscriber, Subscription
 
 def is_suppressed(*, email: str) -> bool:
     """Whether a suppression in force holds `email`, in any spelling."""
-    return Suppression.objects.filter(email=address_key(email), lifted_at__isnull=True).exists()
+    return bool(suppressed_addresses(emails=[email]))
+
+
+def suppressed_addresses(*, emails: Iterable[str]) -> set[str]:
+    """Those of `emails` a suppression in force holds, in any spelling (one query)."""
+    keys = {email: address_key(email) for email in emails}
+    if not keys:
+        return set()
+    held = set(
+        Suppression.objects.filter(email__in=set(keys.values()), lifted_at__isnull=True).values_list("email", flat=True)
+    )
+    return {email for email, key in keys.items() if key in held}
 
 
 def address_key(email: str) -> str:

@@ -16,7 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailer import pacing, selectors
-from mailer.emails import absolute_url, build_email, email_message, personalise, plain_text, render_shared_email
+from mailer.emails import absolute_url, email_message, personalise, plain_text, render_shared_email
+from mailer.gate import MailResult, send_built_email, send_email
 from mailer.markdown import render_markdown
 from mailer.models import Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from mailer.ses import (
@@ -691,12 +692,13 @@ class AdminMailFailed(Exception):
 def _mail_admins(template: str, context: dict, to: list[str]) -> int:
     """Mail each of `to` in turn (an operator's mail, in the site's language)."""
     language = settings.LANGUAGE_CODE
+    sent = 0
     for index, address in enumerate(to):
         try:
-            send_message(lambda address=address: build_email(template, to=address, language=language, context=context))
+            sent += send_email(kind=template, to=address, language=language, context=context).sent
         except Exception as exc:
             raise AdminMailFailed(to[index:]) from exc
-    return len(to)
+    return sent
 
 
 def send_run_report(*, run_id: int, to: list[str] | None = None) -> int:
@@ -753,8 +755,8 @@ def preview_daily_email(*, subscription: Subscription, day: date, test: bool = F
     )
 
 
-def send_test_mail(*, subscription: Subscription, to: str, day: date) -> str:
-    """Send `subscription`'s mail of `day` to `to` (an admin's test send); returns the SES message id.
+def send_test_mail(*, subscription: Subscription, to: str, day: date) -> MailResult:
+    """Send `subscription`'s mail of `day` to `to` (an admin's test send), if the gate lets it through.
 
     The reader's own links (manage, unsubscribe) are not in it: whoever gets
     the test mail must not be able to act on the reader's subscription.
@@ -768,8 +770,7 @@ def send_test_mail(*, subscription: Subscription, to: str, day: date) -> str:
         message.subject = f"[TEST] {message.subject}"
         return message
 
-    message = send_message(build)  # paced and retried like every other mail
-    return str(message.extra_headers.get("message_id", ""))
+    return send_built_email(kind="daily_question", to=to, build=build)
 
 
 def preview_delivery(*, subscription: Subscription, day: date) -> Delivery:

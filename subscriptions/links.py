@@ -1,4 +1,4 @@
-"""The links in a reader's mail: manage, unsubscribe, and the routes they fill in.
+"""The links in a reader's mail: confirm, manage, unsubscribe, and the routes they fill in.
 
 Each link carries a signed token (subscriptions.tokens); a send batch routes
 the links once (ReaderLinks) and then only signs each reader's tokens.
@@ -31,6 +31,13 @@ def manage_url(subscriber_id: int, *, generation: int | None = None) -> str:
 def unsubscribe_url(subscriber_id: int, category: str | None = None, *, generation: int | None = None) -> str:
     return _put_token(
         _absolute_route("subscriptions:unsubscribe"), _unsubscribe_token(subscriber_id, category, generation)
+    )
+
+
+def confirm_url(verification_id: int) -> str:
+    """The link in a verification mail that confirms it (after a button press)."""
+    return absolute_url(
+        token_path("subscriptions:confirm", tokens.make_token(tokens.Purpose.CONFIRM, {"v": verification_id}))
     )
 
 

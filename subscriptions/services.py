@@ -24,14 +24,14 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from mailer.emails import absolute_url, build_email
-from mailer.selectors import is_suppressed, start_position
-from mailer.ses import recipient_allowed, send_message
+from mailer.gate import send_email
+from mailer.selectors import start_position
+from mailer.ses import recipient_allowed
 from mailservice import ratelimit
 from mailservice.ratelimit import Limit, Rate
 from subscriptions import tokens
 from subscriptions.addresses import canonical_email
-from subscriptions.links import manage_url, token_path, unsubscribe_url
+from subscriptions.links import confirm_url, manage_url, unsubscribe_url
 from subscriptions.models import Category, Frequency, Subscriber, Subscription, Verification
 from subscriptions.selectors import unsubscribe_scope
 
@@ -220,12 +220,6 @@ def send_verification(*, verification_id: int) -> bool:
     verification = Verification.objects.select_related("subscriber").filter(id=verification_id).first()
     if verification is None:
         return False
-    email = verification.subscriber.email
-    if is_suppressed(email=email) or not recipient_allowed(email):
-        logger.info("verification %s not sent: address suppressed or not allowed by the SES sandbox", verification_id)
-        _open_verifications().filter(id=verification_id).update(revoked_at=timezone.now())
-        return False
-
     code = f"{secrets.randbelow(1_000_000):06d}"
     ttl = settings.VERIFICATION_CODE_TTL_SECONDS
     issued = (
@@ -236,18 +230,19 @@ def send_verification(*, verification_id: int) -> bool:
     if not issued:
         return False
 
-    link = tokens.make_token(tokens.Purpose.CONFIRM, {"v": verification_id})
-    context = {
-        "code": code,
-        "confirm_url": absolute_url(token_path("subscriptions:confirm", link)),
-        "minutes": ttl // 60,
-    }
+    context = {"code": code, "confirm_url": confirm_url(verification_id), "minutes": ttl // 60}
     try:
-        send_message(lambda: build_email("verification", to=email, language=verification.language, context=context))
+        result = send_email(
+            kind="verification", to=verification.subscriber.email, language=verification.language, context=context
+        )
     except Exception:
         # Not sent: take the code back; the visitor can ask for a new one.
         Verification.objects.filter(id=verification_id).update(code_hash="", expires_at=None)
         raise
+    if not result.sent:
+        # The gate refused the address: the request ends here, its code with it.
+        Verification.objects.filter(id=verification_id).update(code_hash="", expires_at=None, revoked_at=timezone.now())
+        return False
     return True
 
 
@@ -366,17 +361,13 @@ def rotate_reader_links(*, subscriber: Subscriber) -> Subscriber:
 # --- Mails to subscribers ---------------------------------------------------------
 
 
-def _mail_subscriber(subscriber_id: int, template: str, *, only_if_active: bool = True) -> bool:
+def _mail_subscriber(subscriber_id: int, template: str) -> bool:
     subscriber = Subscriber.objects.filter(id=subscriber_id).first()
-    if subscriber is None or (only_if_active and subscriber.status != Subscriber.Status.ACTIVE):
-        return False
-    if is_suppressed(email=subscriber.email):
+    if subscriber is None or subscriber.status != Subscriber.Status.ACTIVE:
         return False
     categories = list(
         subscriber.subscriptions.filter(is_active=True).order_by("category").values_list("category", flat=True)
     )
-    if not recipient_allowed(subscriber.email):
-        return False
     unsubscribe_link = unsubscribe_url(subscriber.id, generation=subscriber.link_generation)
     context = {
         "subscriber": subscriber,
@@ -386,12 +377,10 @@ def _mail_subscriber(subscriber_id: int, template: str, *, only_if_active: bool 
         "unsubscribe_url": unsubscribe_link,
     }
     headers = {"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-    send_message(
-        lambda: build_email(
-            template, to=subscriber.email, language=subscriber.language, context=context, headers=headers
-        )
+    result = send_email(
+        kind=template, to=subscriber.email, language=subscriber.language, context=context, headers=headers
     )
-    return True
+    return result.sent
 
 
 def send_welcome(*, subscriber_id: int) -> bool:
