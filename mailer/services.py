@@ -508,7 +508,6 @@ SUPERSEDED_REASON = "superseded by the run of "
 # A delivery whose sends kept meeting throttling or passing errors goes back
 # to the queue this many times (after a growing pause) before it fails.
 TRANSIENT_ROUNDS = 5
-RETRY_LATER = "retry later"
 UNKNOWN_REASON = "fate unknown, not resent automatically: "
 
 
