@@ -388,8 +388,7 @@ def test_while_the_rate_binds_one_booking_serves_the_waiting_senders(redis_url, 
         thread.join()
 
     # Sixteen senders always waiting keep the rate binding: a call books a
-    # slot for each of them, up to 20 ms of the schedule (one slot per call
-    # made the capped send a Redis call per mail: bench/README.md).
+    # slot for each of them, up to 20 ms of the schedule, not a Redis call per mail.
     granted = sum(1 for answer in answers if answer)
     assert len(slots) == 320
     assert granted <= len(slots) / 3, (granted, len(answers))
@@ -408,10 +407,9 @@ def test_a_bulk_booking_is_granted_ahead_not_refused_until_the_schedule_comes(re
     answers = redis_answers(pacer)
     [(_due, slot)] = pacer._book_bulk(interval, 1, timeout=5)
 
-    # Granted at once, up to BINDING_SPAN ahead. Refused until the schedule was
-    # one slot ahead, a booker had to wake within that slot's 2 ms: one that
-    # waited a GIL switch or two longer left the schedule behind now, and the
-    # time it overslept was lost to every sender (bench/README.md).
+    # Granted at once, up to BINDING_SPAN ahead: a booker told to come back
+    # when the schedule was one slot ahead would have to wake within that
+    # slot's 2 ms, and the time it overslept would be lost to every sender.
     assert answers == [True]
     assert slot >= theirs[-1][1] + interval * 0.999
     pacing.reset_schedule()
