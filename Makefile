@@ -30,9 +30,11 @@ run: venv
 test: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# lint-imports checks the layers in .importlinter (docs/architecture.md, "Layers").
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 format: venv
 	$(BIN)/ruff check --fix .

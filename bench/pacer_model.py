@@ -15,6 +15,13 @@ Prints the achieved rate over the middle 80% of the sends, the busiest
 sliding one-second window, the Redis calls made, and how late senders got
 their slots. Uses Redis db 15 of REDIS_URL's server (default
 127.0.0.1:6379) and deletes the schedule key there first.
+
+`--check` holds the result to the pacer's timing targets and exits 1 if one
+is missed: no one-second window of the senders' wake-ups above the rate, at
+least 90% of the rate achieved, and no slot taken later than pacing.STALE
+plus 10 ms (a slot gone stale is dropped, never sent on late). For the
+bare pacer: `--threads 1 --latency 0 --cpu-ms 0 --rate 400`; for slots going
+stale: `--processes 1 --threads 8 --rate 2000 --latency 0.03 --cpu-ms 0`.
 """
 
 import argparse
@@ -79,6 +86,7 @@ def main() -> None:
     parser.add_argument("--sends", type=int, default=200, help="sends per thread")
     parser.add_argument("--latency", type=float, default=0.06, help="seconds a send waits for SES")
     parser.add_argument("--cpu-ms", type=float, default=2.5, help="a worker's CPU per mail (bench.run prints it)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a timing target is missed (see above)")
     args = parser.parse_args()
 
     import redis
@@ -109,8 +117,23 @@ def main() -> None:
         f"{args.latency * 1000:g} ms, CPU {args.cpu_ms:g} ms per send: achieved {achieved:.1f}/s "
         f"({achieved / args.rate:.1%} of the rate); busiest 1-second window {busiest}; "
         f"{calls} Redis calls for {len(sent)} sends; slot taken late p50 {late[len(late) // 2] * 1000:.1f} ms, "
-        f"p99 {late[int(len(late) * 0.99)] * 1000:.1f} ms"
+        f"p99 {late[int(len(late) * 0.99)] * 1000:.1f} ms, max {late[-1] * 1000:.1f} ms"
     )
+    if args.check:
+        from mailer.pacing import STALE
+
+        missed = [
+            what
+            for what, met in [
+                (f"busiest window {busiest} above the rate", busiest <= args.rate),
+                (f"achieved {achieved / args.rate:.1%} of the rate, under 90%", achieved >= 0.9 * args.rate),
+                (f"a slot taken {late[-1] * 1000:.1f} ms late", late[-1] <= STALE + 0.01),
+            ]
+            if not met
+        ]
+        print("targets: " + ("; ".join(missed) if missed else "all met"))
+        if missed:
+            sys.exit(1)
 
 
 if __name__ == "__main__":

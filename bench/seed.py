@@ -76,11 +76,12 @@ def seed(count: int) -> float:
         cursor.execute(
             f"""
             INSERT INTO {subscribers}
-                (email, status, frequency, language, consented_at, confirmed_at, created_at, updated_at)
+                (email, status, frequency, language, consented_at, confirmed_at, created_at, updated_at,
+                 link_generation)
             SELECT 'reader' || g || '@bench.example', 'active', 'daily',
                    CASE WHEN g %% 5 = 0 THEN 'en' ELSE 'ko' END,
                    now() - interval '8 days', now() - interval '8 days',
-                   now() - interval '8 days', now() - interval '8 days'
+                   now() - interval '8 days', now() - interval '8 days', 0
             FROM generate_series(1, %s) AS g
             """,  # noqa: S608
             [count],

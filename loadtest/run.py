@@ -772,12 +772,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--celery-concurrency", type=int, default=8, help="Celery worker --concurrency (default 8)")
     parser.add_argument("--celery-pool", default="prefork", choices=["prefork", "threads"])
     parser.add_argument(
-        "--what-if-reuse-ses-connection",
-        action="store_true",
-        help="experiment, not the app as it is: the worker reuses one SES connection per process "
-        "for code and welcome mails (loadtest/reuse_ses_connection.py)",
-    )
-    parser.add_argument(
         "--limiter",
         default="real",
         choices=["real", "raised"],
@@ -853,8 +847,6 @@ def main(argv=None) -> int:
         "--without-gossip",
         "--without-mingle",
     ]
-    if args.what_if_reuse_ses_connection:
-        celery_command += ["-I", "loadtest.reuse_ses_connection"]
     gunicorn = Service("gunicorn", gunicorn_command, env, scratch)
     worker = Service("celery", celery_command, env, scratch)
     services = [gunicorn, worker]
@@ -876,8 +868,6 @@ def main(argv=None) -> int:
             else "raised (all from 127.0.0.1, VERIFICATION_CODES_PER_IP_PER_HOUR lifted)"
         )
         print(f"limiter: {limiter}")
-        if args.what_if_reuse_ses_connection:
-            print("WHAT-IF: the worker reuses one SES connection per process (not the app as it is)")
         print(
             f"clients: {args.clients}, "
             + (f"each keeping up to {args.overlap} visits waiting for mail" if args.overlap else "one visit at a time")

@@ -13,8 +13,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from mailer import selectors, services
-from mailer.dev_views import MAIL_HTML_POLICY
+from mailer import questions, selectors, services, suppressions
+from mailer.emails import MAIL_HTML_POLICY
 from mailer.markdown import render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from subscriptions.forms import clean_email_field
@@ -47,10 +47,13 @@ class SuppressionAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "lifted_at")
     actions = ["lift"]
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # lifted, never deleted: the row is the address's history
+
     @admin.action(description=_("Lift: allow mail to these addresses again"))
     def lift(self, request, queryset):
         lifted = sum(
-            services.lift_suppression(email=email) for email in queryset.values_list("email", flat=True).distinct()
+            suppressions.lift_suppression(email=email) for email in queryset.values_list("email", flat=True).distinct()
         )
         self.message_user(request, _("%(n)d suppressions lifted.") % {"n": lifted})
 
@@ -116,15 +119,21 @@ class QuestionAdmin(admin.ModelAdmin):
         # The position field shows where the question is; left as shown, it asks for no move
         # (a question given another category goes to that category's end).
         wanted = form.cleaned_data.get("move_to") if "move_to" in form.changed_data else None
-        services.save_question(question=obj, position=wanted)
+        questions.save_question(question=obj, position=wanted)
+
+    def delete_model(self, request, obj):
+        questions.delete_questions(question_ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        questions.delete_questions(question_ids=list(queryset.values_list("pk", flat=True)))
 
     @admin.action(description=_("Publish"))
     def publish(self, request, queryset):
-        queryset.update(is_published=True)
+        questions.publish_questions(question_ids=list(queryset.values_list("pk", flat=True)), published=True)
 
     @admin.action(description=_("Unpublish (never sent, hidden from the site)"))
     def unpublish(self, request, queryset):
-        queryset.update(is_published=False)
+        questions.publish_questions(question_ids=list(queryset.values_list("pk", flat=True)), published=False)
 
 
 @admin.register(CategorySettings)
@@ -188,13 +197,12 @@ class SendRunAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
         if run is not None:
-            progress = selectors.run_progress(run=run)
-            finished = run.total - progress["pending"] - progress["sending"]
+            completion = selectors.run_completion(run=run)
             extra_context = {
                 **(extra_context or {}),
-                "progress": progress,
-                "finished": finished,
-                "percent": 100 if not run.total else round(100 * finished / run.total),
+                "progress": completion.counts,
+                "finished": completion.finished,
+                "percent": completion.percent,
                 "deliveries_url": reverse("admin:mailer_delivery_changelist") + f"?run__id__exact={run.id}",
             }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -228,11 +236,15 @@ class SendRunAdmin(admin.ModelAdmin):
         form = TestSendForm(request.POST or None, initial={"to": request.user.email})
         if request.method == "POST" and form.is_valid():
             try:
-                message_id = services.send_test_mail(subscription=subscription, to=form.cleaned_data["to"], day=day)
+                result = services.send_test_mail(subscription=subscription, to=form.cleaned_data["to"], day=day)
             except Exception as exc:  # shown to the admin, who can fix SES and try again
                 self.message_user(request, _("The test mail was not sent: %(error)s") % {"error": exc}, messages.ERROR)
             else:
-                self.message_user(request, _("Test mail sent (SES message id %(id)s).") % {"id": message_id})
+                if result.sent:
+                    self.message_user(request, _("Test mail sent (SES message id %(id)s).") % {"id": result.message_id})
+                else:
+                    error = {"error": result.refused}
+                    self.message_user(request, _("The test mail was not sent: %(error)s") % error, messages.WARNING)
             return redirect(request.path)
         context = {
             **self.admin_site.each_context(request),

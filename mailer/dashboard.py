@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 
-from mailer import stats
+from mailer import charts, stats
 from mailer.models import Delivery
 from subscriptions.models import Category, Frequency
 
@@ -20,18 +20,18 @@ DAY_CHOICES = (7, 30, 90)
 DEFAULT_DAYS = 30
 
 STATUS_COLOURS = {
-    Delivery.Status.SENT: stats.GREEN,
-    Delivery.Status.FAILED: stats.RED,
-    Delivery.Status.SKIPPED: stats.GREY,
-    Delivery.Status.DEFERRED: stats.ORANGE,
-    stats.IN_PROGRESS: stats.SKY,
+    Delivery.Status.SENT: charts.GREEN,
+    Delivery.Status.FAILED: charts.RED,
+    Delivery.Status.SKIPPED: charts.GREY,
+    Delivery.Status.DEFERRED: charts.ORANGE,
+    stats.IN_PROGRESS: charts.SKY,
 }
 FEEDBACK_COLOURS = {
-    Delivery.Feedback.DELIVERED: stats.GREEN,
-    Delivery.Feedback.SOFT_BOUNCED: stats.ORANGE,
-    Delivery.Feedback.BOUNCED: stats.RED,
-    Delivery.Feedback.COMPLAINED: stats.PURPLE,
-    stats.NO_FEEDBACK: stats.LIGHT_GREY,
+    Delivery.Feedback.DELIVERED: charts.GREEN,
+    Delivery.Feedback.SOFT_BOUNCED: charts.ORANGE,
+    Delivery.Feedback.BOUNCED: charts.RED,
+    Delivery.Feedback.COMPLAINED: charts.PURPLE,
+    stats.NO_FEEDBACK: charts.LIGHT_GREY,
 }
 
 
@@ -77,10 +77,10 @@ def _subscriptions(days: int) -> dict:
     series = stats.active_subscriptions_by_day(days=days)
     labels = [_series_label(*key) for key in series.counts]
     lines = [
-        stats.Series(label, values, stats.PALETTE[i % len(stats.PALETTE)])
+        charts.Series(label, values, charts.PALETTE[i % len(charts.PALETTE)])
         for i, (label, values) in enumerate(zip(labels, series.counts.values(), strict=True))
     ]
-    lines.append(stats.Series(_("Total"), series.totals, "currentColor", dashed=True))
+    lines.append(charts.Series(_("Total"), series.totals, "currentColor", dashed=True))
     rows = [
         (day, [values[i] for values in series.counts.values()], series.totals[i])
         for i, day in reversed(list(enumerate(series.days)))
@@ -90,7 +90,7 @@ def _subscriptions(days: int) -> dict:
         "subscription_rows": rows,
         "subscription_current": list(zip(series.counts, labels, series.current.values(), strict=True)),
         "subscription_total": series.totals[-1],
-        "subscription_chart": stats.line_chart(
+        "subscription_chart": charts.line_chart(
             chart_id="chart-subscriptions",
             title=_("Active subscriptions at the end of each day, by category and frequency"),
             labels=[_short(day) for day in series.days],
@@ -104,13 +104,13 @@ def _signups(days: int) -> dict:
     return {
         "signup_rows": list(reversed(list(zip(series.days, series.confirmed, series.unsubscribed, strict=True)))),
         "signup_totals": (sum(series.confirmed), sum(series.unsubscribed)),
-        "signup_chart": stats.bar_chart(
+        "signup_chart": charts.bar_chart(
             chart_id="chart-signups",
             title=_("Addresses confirmed and unsubscribed per day"),
             labels=[_short(day) for day in series.days],
             series=[
-                stats.Series(_("Confirmed"), series.confirmed, stats.GREEN),
-                stats.Series(_("Unsubscribed"), series.unsubscribed, stats.RED),
+                charts.Series(_("Confirmed"), series.confirmed, charts.GREEN),
+                charts.Series(_("Unsubscribed"), series.unsubscribed, charts.RED),
             ],
             stacked=False,
         ),
@@ -131,11 +131,11 @@ def _sends(days: int) -> dict:
     outcomes = stats.sends_by_outcome(days=days)
     labels = [_short(o.run.day) for o in outcomes]
     status_series = [
-        stats.Series(_outcome_label(s), [o.by_status[s] for o in outcomes], STATUS_COLOURS[s])
+        charts.Series(_outcome_label(s), [o.by_status[s] for o in outcomes], STATUS_COLOURS[s])
         for s in stats.OUTCOME_STATUSES
     ]
     feedback_series = [
-        stats.Series(_outcome_label(f), [o.by_feedback[f] for o in outcomes], FEEDBACK_COLOURS[f])
+        charts.Series(_outcome_label(f), [o.by_feedback[f] for o in outcomes], FEEDBACK_COLOURS[f])
         for f in stats.OUTCOME_FEEDBACK
     ]
     no_runs = _("No send runs in this period")
@@ -152,14 +152,14 @@ def _sends(days: int) -> dict:
         ],
         "send_status_totals": [sum(s.values) for s in status_series],
         "send_feedback_totals": [sum(s.values) for s in feedback_series],
-        "send_status_chart": stats.bar_chart(
+        "send_status_chart": charts.bar_chart(
             chart_id="chart-sends-status",
             title=_("Deliveries of each send run by status"),
             labels=labels,
             series=status_series,
             empty_message=no_runs,
         ),
-        "send_feedback_chart": stats.bar_chart(
+        "send_feedback_chart": charts.bar_chart(
             chart_id="chart-sends-feedback",
             title=_("What SES reported about each send run's mail"),
             labels=labels,
@@ -182,13 +182,13 @@ def _rate_gauge(chart_id: str, title: str, rate: stats.Rate) -> str:
         "count": rate.count,
         "sample": rate.sample,
     }
-    return stats.gauge(
+    return charts.gauge(
         chart_id=chart_id,
         title=title,
         value=rate.rate,
         scale_max=max(rate.limit, rate.ses_review, rate.rate) * 1.5,
         value_text=value_text,
-        colour=stats.STATE_COLOURS[rate.state],
+        colour=charts.STATE_COLOURS[rate.state],
         markers=markers,
     )
 
@@ -232,13 +232,13 @@ def _quota() -> dict:
     if quota.reachable and not quota.unlimited:
         account = quota.account
         used = quota.used
-        chart = stats.gauge(
+        chart = charts.gauge(
             chart_id="gauge-quota",
             title=_("SES 24-hour quota used"),
             value=account.sent_last_24_hours,
             scale_max=account.max_24_hour_send,
             value_text=_("%(sent)d of %(max)d (%(used)s)")
             % {"sent": account.sent_last_24_hours, "max": account.max_24_hour_send, "used": f"{used:.0%}"},
-            colour=stats.GREEN if used < 0.8 else stats.ORANGE if used < 0.95 else stats.RED,
+            colour=charts.GREEN if used < 0.8 else charts.ORANGE if used < 0.95 else charts.RED,
         )
     return {"quota": quota, "quota_gauge": chart}

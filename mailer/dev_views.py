@@ -6,11 +6,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_safe
 
+from mailer.emails import MAIL_HTML_POLICY
 from mailer.local_ses import OutboxUnavailable, find_message, read_outbox
-
-# Mail HTML carries inline styles (inlined CSS) and remote images, never
-# scripts: it is shown in a sandboxed frame under this policy.
-MAIL_HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'"
 
 
 @require_safe

@@ -43,6 +43,10 @@ _LINE_BREAKS = ("\r", "\n", "\0")
 # hyphens: no quotes, comments, brackets, commas or spaces. Most recipients
 # are like this, and checking it is a tenth of parsing it (getaddresses).
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+# Mail HTML carries inline styles (inlined CSS) and remote images, never
+# scripts: a page that shows one (the admin's preview, the local outbox)
+# frames it under this policy.
+MAIL_HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'"
 _BLANK_LINES = re.compile(r"\n{3,}")
 # A backslash, whitespace (\s matches what str.isspace does) or a control character (Unicode's Cc).
 _UNCLEAN_PATH = re.compile(r"[\\\s\x00-\x1f\x7f-\x9f]")

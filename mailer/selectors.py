@@ -1,4 +1,5 @@
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -13,7 +14,18 @@ from subscriptions.models import Category, Frequency, Subscriber, Subscription
 
 def is_suppressed(*, email: str) -> bool:
     """Whether a suppression in force holds `email`, in any spelling."""
-    return Suppression.objects.filter(email=address_key(email), lifted_at__isnull=True).exists()
+    return bool(suppressed_addresses(emails=[email]))
+
+
+def suppressed_addresses(*, emails: Iterable[str]) -> set[str]:
+    """Those of `emails` a suppression in force holds, in any spelling (one query)."""
+    keys = {email: address_key(email) for email in emails}
+    if not keys:
+        return set()
+    held = set(
+        Suppression.objects.filter(email__in=set(keys.values()), lifted_at__isnull=True).values_list("email", flat=True)
+    )
+    return {email for email, key in keys.items() if key in held}
 
 
 def address_key(email: str) -> str:
@@ -82,6 +94,22 @@ def due_subscriptions(*, day: date, cutoff):
 def run_progress(*, run: SendRun) -> dict[str, int]:
     counts = dict(run.deliveries.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     return {status: counts.get(status, 0) for status in Delivery.Status.values}
+
+
+@dataclass(frozen=True)
+class RunCompletion:
+    """How far a run has got: its deliveries per status, and how many of its total are settled."""
+
+    counts: dict[str, int]
+    finished: int  # no longer pending or sending
+    percent: int
+
+
+def run_completion(*, run: SendRun) -> RunCompletion:
+    counts = run_progress(run=run)
+    finished = run.total - counts[Delivery.Status.PENDING] - counts[Delivery.Status.SENDING]
+    percent = 100 if not run.total else round(100 * finished / run.total)
+    return RunCompletion(counts=counts, finished=finished, percent=percent)
 
 
 def received_questions(*, subscriber: Subscriber, limit: int = 200) -> list[Question]:

@@ -21,6 +21,7 @@ SOURCE_PATHS = (
     "LICENSE",
     "README.md",
     "pyproject.toml",
+    ".importlinter",
     "requirements.txt",
     "requirements-dev.txt",
     "requirements-bench.txt",

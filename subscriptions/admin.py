@@ -12,8 +12,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from mailer.services import suppress_address
-from subscriptions import services
+from mailer.suppressions import suppress_address
+from subscriptions import importing, services
 from subscriptions.forms import clean_email_field
 from subscriptions.models import SetAsideAddress, Subscriber, Subscription, Verification
 
@@ -224,7 +224,7 @@ class SubscriberAdmin(admin.ModelAdmin):
                 except UnicodeDecodeError:
                     form.add_error("file", _("The file is not UTF-8 text."))
                 else:
-                    plan = services.plan_subscriber_import(text)
+                    plan = importing.plan_subscriber_import(text)
                     request.session[IMPORT_SESSION_KEY] = text
                     context.update(plan=plan, confirm_form=ConfirmImportForm())
                     return TemplateResponse(request, "admin/subscriptions/subscriber/import_preview.html", context)
@@ -238,8 +238,8 @@ class SubscriberAdmin(admin.ModelAdmin):
             return redirect("admin:subscriptions_subscriber_import")
         form = ConfirmImportForm(request.POST)
         form.is_valid()
-        plan = services.plan_subscriber_import(text)
-        report = services.import_subscribers(
+        plan = importing.plan_subscriber_import(text)
+        report = importing.import_subscribers(
             plan=plan, already_consented=form.cleaned_data.get("already_consented", False)
         )
         self.message_user(

@@ -6,7 +6,7 @@ from botocore.loaders import create_loader
 from django.conf import settings
 
 from subscriptions import tokens
-from subscriptions.models import Subscriber
+from subscriptions.models import Category, Subscriber
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,15 @@ def _recent_unsubscribe_link(purpose: tokens.Purpose, token: str) -> bool:
     except tokens.BadToken:
         return False
     return True
+
+
+def unsubscribe_scope(*, category: object) -> str | None:
+    """The category an unsubscribe ends, or None for all of them.
+
+    A category DailyQ does not have (a retired one in an old link, a forged
+    form) ends everything: in doubt, mail stops.
+    """
+    return category if isinstance(category, str) and category in Category.values else None
 
 
 def active_categories(*, subscriber: Subscriber) -> list[str]:

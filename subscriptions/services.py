@@ -10,34 +10,30 @@ these functions. Two rules shape them:
   it, stored only as an HMAC, and never passes through the broker.
 """
 
-import csv
 import hashlib
 import hmac
-import io
 import logging
-import re
 import secrets
-from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import lru_cache
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
-from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from mailer.emails import absolute_url, build_email
-from mailer.selectors import is_suppressed, start_position
-from mailer.ses import recipient_allowed, send_message
+from mailer.gate import send_email
+from mailer.selectors import start_position
+from mailer.ses import recipient_allowed
 from mailservice import ratelimit
 from mailservice.ratelimit import Limit, Rate
 from subscriptions import tokens
 from subscriptions.addresses import canonical_email
+from subscriptions.links import confirm_url, manage_url, unsubscribe_url
 from subscriptions.models import Category, Frequency, Subscriber, Subscription, Verification
+from subscriptions.selectors import unsubscribe_scope
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +57,8 @@ class MailServiceUnavailable(Exception):
 # --- Input --------------------------------------------------------------------
 
 
-def _clean_choices(categories, frequency) -> tuple[list[str], str]:
+def clean_choices(*, categories, frequency) -> tuple[list[str], str]:
+    """The chosen categories (sorted, no repeats) and frequency, or ValidationError."""
     chosen = sorted(set(categories or ()))
     if not chosen or any(c not in Category.values for c in chosen):
         raise ValidationError(_("Choose at least one category."), code="categories")
@@ -126,7 +123,7 @@ def request_subscription(
     otherwise returns nothing, whatever the address.
     """
     email = canonical_email(email)
-    categories, frequency = _clean_choices(categories, frequency)
+    categories, frequency = clean_choices(categories=categories, frequency=frequency)
     language = _clean_language(language)
     # Limits first: the sandbox question below goes to SES, which allows a
     # handful of such calls a second for the whole account.
@@ -154,7 +151,7 @@ def request_subscription(
             # A second subscription would be a surprise; the owner gets a way in instead.
             _tasks().send_manage_link.delay_on_commit(subscriber_id=subscriber.id)
             return
-        _open_verification(subscriber, categories=categories, frequency=frequency, language=language)
+        open_verification(subscriber=subscriber, categories=categories, frequency=frequency, language=language)
 
 
 def resend_verification(*, email: str, client_ip: str | None = None) -> None:
@@ -174,12 +171,16 @@ def resend_verification(*, email: str, client_ip: str | None = None) -> None:
         previous = subscriber.verifications.filter(confirmed_at__isnull=True).order_by("-created_at").first()
         if previous is None:
             return
-        _open_verification(
-            subscriber, categories=previous.categories, frequency=previous.frequency, language=previous.language
+        open_verification(
+            subscriber=subscriber,
+            categories=previous.categories,
+            frequency=previous.frequency,
+            language=previous.language,
         )
 
 
-def _open_verification(subscriber, *, categories, frequency, language) -> Verification:
+def open_verification(*, subscriber: Subscriber, categories, frequency, language) -> Verification:
+    """Revoke the subscriber's open verifications and queue the mail of a new one."""
     subscriber.verifications.filter(confirmed_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
@@ -219,12 +220,6 @@ def send_verification(*, verification_id: int) -> bool:
     verification = Verification.objects.select_related("subscriber").filter(id=verification_id).first()
     if verification is None:
         return False
-    email = verification.subscriber.email
-    if is_suppressed(email=email) or not recipient_allowed(email):
-        logger.info("verification %s not sent: address suppressed or not allowed by the SES sandbox", verification_id)
-        _open_verifications().filter(id=verification_id).update(revoked_at=timezone.now())
-        return False
-
     code = f"{secrets.randbelow(1_000_000):06d}"
     ttl = settings.VERIFICATION_CODE_TTL_SECONDS
     issued = (
@@ -235,18 +230,19 @@ def send_verification(*, verification_id: int) -> bool:
     if not issued:
         return False
 
-    link = tokens.make_token(tokens.Purpose.CONFIRM, {"v": verification_id})
-    context = {
-        "code": code,
-        "confirm_url": absolute_url(token_path("subscriptions:confirm", link)),
-        "minutes": ttl // 60,
-    }
+    context = {"code": code, "confirm_url": confirm_url(verification_id), "minutes": ttl // 60}
     try:
-        send_message(lambda: build_email("verification", to=email, language=verification.language, context=context))
+        result = send_email(
+            kind="verification", to=verification.subscriber.email, language=verification.language, context=context
+        )
     except Exception:
         # Not sent: take the code back; the visitor can ask for a new one.
         Verification.objects.filter(id=verification_id).update(code_hash="", expires_at=None)
         raise
+    if not result.sent:
+        # The gate refused the address: the request ends here, its code with it.
+        Verification.objects.filter(id=verification_id).update(code_hash="", expires_at=None, revoked_at=timezone.now())
+        return False
     return True
 
 
@@ -330,7 +326,7 @@ def _confirm(verification: Verification) -> Subscriber:
         # forwarded or kept by someone else) must not manage this one.
         rotate_reader_links(subscriber=subscriber)
     for category in verification.categories:
-        _activate(subscriber, category, now=now)
+        activate_subscription(subscriber=subscriber, category=category, now=now)
     verification.confirmed_at = now
     verification.save(update_fields=["confirmed_at"])
     _open_verifications().filter(subscriber=subscriber).update(revoked_at=now)
@@ -338,7 +334,8 @@ def _confirm(verification: Verification) -> Subscriber:
     return subscriber
 
 
-def _activate(subscriber: Subscriber, category: str, *, now) -> Subscription:
+def activate_subscription(*, subscriber: Subscriber, category: str, now) -> Subscription:
+    """Start `subscriber`'s subscription to `category`, new or switched back on."""
     subscription, created = Subscription.objects.get_or_create(
         subscriber=subscriber,
         category=category,
@@ -353,46 +350,6 @@ def _activate(subscriber: Subscriber, category: str, *, now) -> Subscription:
     return subscription
 
 
-# --- Mails to subscribers ---------------------------------------------------------
-
-
-# Links take the subscriber's id and link generation (Subscriber.link_generation):
-# the daily send builds them from plain values. Without a generation, the
-# subscriber's current one is read.
-
-
-def manage_path(subscriber_id: int, *, generation: int | None = None) -> str:
-    return token_path("subscriptions:manage", _manage_token(subscriber_id, generation))
-
-
-def manage_url(subscriber_id: int, *, generation: int | None = None) -> str:
-    return _put_token(_absolute_route("subscriptions:manage"), _manage_token(subscriber_id, generation))
-
-
-def unsubscribe_url(subscriber_id: int, category: str | None = None, *, generation: int | None = None) -> str:
-    return _put_token(
-        _absolute_route("subscriptions:unsubscribe"), _unsubscribe_token(subscriber_id, category, generation)
-    )
-
-
-def _manage_token(subscriber_id: int, generation: int | None) -> str:
-    return tokens.make_token(tokens.Purpose.MANAGE, _reader_payload(subscriber_id, generation))
-
-
-def _unsubscribe_token(subscriber_id: int, category: str | None, generation: int | None) -> str:
-    payload = _reader_payload(subscriber_id, generation)
-    if category is not None:
-        payload["c"] = category
-    return tokens.make_token(tokens.Purpose.UNSUBSCRIBE, payload)
-
-
-def _reader_payload(subscriber_id: int, generation: int | None) -> dict:
-    if generation is None:
-        generation = Subscriber.objects.filter(id=subscriber_id).values_list("link_generation", flat=True).first() or 0
-    # Generation 0 is left out: a first subscription's links stay as short as they were.
-    return {"s": subscriber_id, "g": generation} if generation else {"s": subscriber_id}
-
-
 def rotate_reader_links(*, subscriber: Subscriber) -> Subscriber:
     """Void the manage links in the reader's mails so far; their unsubscribe links
     work on for tokens.OLD_UNSUBSCRIBE_LINKS_WORK_FOR (selectors.subscriber_for_token)."""
@@ -401,82 +358,16 @@ def rotate_reader_links(*, subscriber: Subscriber) -> Subscriber:
     return subscriber
 
 
-@dataclass(frozen=True)
-class ReaderLinks:
-    """The manage and unsubscribe links in a reader's mail, routed once for many readers.
-
-    Each holds the absolute link around its token: a send batch routes them
-    once and then only signs each reader's tokens (finding the routes cost a
-    daily mail about as much as signing both tokens: bench/README.md).
-    """
-
-    manage: tuple[str, str, str]  # route name, the link before the token, after it
-    unsubscribe: tuple[str, str, str]
-
-    @classmethod
-    def routed(cls) -> "ReaderLinks":
-        return cls(
-            manage=_absolute_route("subscriptions:manage"), unsubscribe=_absolute_route("subscriptions:unsubscribe")
-        )
-
-    def manage_url(self, subscriber_id: int, *, generation: int | None = None) -> str:
-        return _put_token(self.manage, _manage_token(subscriber_id, generation))
-
-    def unsubscribe_url(self, subscriber_id: int, category: str | None = None, *, generation: int | None = None) -> str:
-        return _put_token(self.unsubscribe, _unsubscribe_token(subscriber_id, category, generation))
+# --- Mails to subscribers ---------------------------------------------------------
 
 
-def _absolute_route(name: str) -> tuple[str, str, str]:
-    head, tail = _token_route(name, settings.ROOT_URLCONF, get_urlconf(), get_script_prefix())
-    before, _placeholder, after = absolute_url(head + _PLACEHOLDER + tail).partition(_PLACEHOLDER)
-    return name, before, after
-
-
-def _put_token(route: tuple[str, str, str], token: str) -> str:
-    name, before, after = route
-    if not _TOKEN_CHARACTERS.fullmatch(token):
-        return absolute_url(token_path(name, token))  # reversed, quoted as reverse() does
-    return before + token + after
-
-
-# What django.core.signing puts in a token (URL-safe base64 and ":"), all of
-# which reverse() leaves unquoted.
-_TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9_\-:]+")
-_PLACEHOLDER = "0dailyq0token0"
-
-
-def token_path(name: str, token: str) -> str:
-    """reverse(name, args=[token]) for a view taking one signed token.
-
-    A daily send builds two links per mail; reversing each cost ~80 µs of a
-    worker's CPU (bench/README.md). The route is reversed once with a
-    placeholder, and each token put in its place.
-    """
-    if not _TOKEN_CHARACTERS.fullmatch(token):
-        return reverse(name, args=[token])
-    head, tail = _token_route(name, settings.ROOT_URLCONF, get_urlconf(), get_script_prefix())
-    return head + token + tail
-
-
-@lru_cache(maxsize=64)
-def _token_route(name: str, root_urlconf: str, urlconf: str | None, prefix: str) -> tuple[str, str]:
-    head, placeholder, tail = reverse(name, args=[_PLACEHOLDER]).partition(_PLACEHOLDER)
-    if not placeholder:
-        raise ValueError(f"{name} does not take its token as a path segment")
-    return head, tail
-
-
-def _mail_subscriber(subscriber_id: int, template: str, *, only_if_active: bool = True) -> bool:
+def _mail_subscriber(subscriber_id: int, template: str) -> bool:
     subscriber = Subscriber.objects.filter(id=subscriber_id).first()
-    if subscriber is None or (only_if_active and subscriber.status != Subscriber.Status.ACTIVE):
-        return False
-    if is_suppressed(email=subscriber.email):
+    if subscriber is None or subscriber.status != Subscriber.Status.ACTIVE:
         return False
     categories = list(
         subscriber.subscriptions.filter(is_active=True).order_by("category").values_list("category", flat=True)
     )
-    if not recipient_allowed(subscriber.email):
-        return False
     unsubscribe_link = unsubscribe_url(subscriber.id, generation=subscriber.link_generation)
     context = {
         "subscriber": subscriber,
@@ -486,12 +377,10 @@ def _mail_subscriber(subscriber_id: int, template: str, *, only_if_active: bool 
         "unsubscribe_url": unsubscribe_link,
     }
     headers = {"List-Unsubscribe": f"<{unsubscribe_link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-    send_message(
-        lambda: build_email(
-            template, to=subscriber.email, language=subscriber.language, context=context, headers=headers
-        )
+    result = send_email(
+        kind=template, to=subscriber.email, language=subscriber.language, context=context, headers=headers
     )
-    return True
+    return result.sent
 
 
 def send_welcome(*, subscriber_id: int) -> bool:
@@ -507,7 +396,7 @@ def send_manage_link(*, subscriber_id: int) -> bool:
 
 def update_preferences(*, subscriber: Subscriber, categories: list[str], frequency: str) -> Subscriber:
     """Set an active subscriber's categories and frequency (from the manage page)."""
-    categories, frequency = _clean_choices(categories, frequency)
+    categories, frequency = clean_choices(categories=categories, frequency=frequency)
     now = timezone.now()
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(id=subscriber.id)
@@ -516,21 +405,22 @@ def update_preferences(*, subscriber: Subscriber, categories: list[str], frequen
         subscriber.frequency = frequency
         subscriber.save(update_fields=["frequency", "updated_at"])
         for category in categories:
-            _activate(subscriber, category, now=now)
+            activate_subscription(subscriber=subscriber, category=category, now=now)
         subscriber.subscriptions.filter(is_active=True).exclude(category__in=categories).update(
             is_active=False, deactivated_at=now
         )
     return subscriber
 
 
-def unsubscribe(*, subscriber: Subscriber, categories: list[str] | None = None) -> Subscriber:
-    """End the subscription to `categories` (all when None). Repeating it is harmless."""
+def unsubscribe(*, subscriber: Subscriber, category: str | None = None) -> Subscriber:
+    """End the subscription to `category`, or to all of them (selectors.unsubscribe_scope). Repeating it is harmless."""
+    category = unsubscribe_scope(category=category)
     now = timezone.now()
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(id=subscriber.id)
         subscriptions = subscriber.subscriptions.filter(is_active=True)
-        if categories is not None:
-            subscriptions = subscriptions.filter(category__in=categories)
+        if category is not None:
+            subscriptions = subscriptions.filter(category=category)
         subscriptions.update(is_active=False, deactivated_at=now)
         if not subscriber.subscriptions.filter(is_active=True).exists() and (
             subscriber.status == Subscriber.Status.ACTIVE
@@ -557,156 +447,10 @@ def send_new_verification(*, subscriber: Subscriber) -> bool:
         previous = subscriber.verifications.order_by("-created_at").first()
         categories = previous.categories if previous else [Category.BACKEND]
         frequency = previous.frequency if previous else subscriber.frequency
-        _open_verification(subscriber, categories=categories, frequency=frequency, language=subscriber.language)
-    return True
-
-
-# --- CSV import -------------------------------------------------------------------------
-
-CSV_COLUMNS = ("email", "categories", "frequency", "language")
-CSV_MAX_ROWS = 10_000
-
-
-@dataclass(frozen=True)
-class ImportRow:
-    line: int
-    email: str
-    categories: tuple[str, ...]
-    frequency: str
-    language: str
-
-
-@dataclass(frozen=True)
-class ImportProblem:
-    line: int
-    value: str
-    reason: str
-
-
-@dataclass
-class ImportPlan:
-    rows: list[ImportRow] = field(default_factory=list)
-    duplicates: list[ImportProblem] = field(default_factory=list)
-    invalid: list[ImportProblem] = field(default_factory=list)
-
-
-def plan_subscriber_import(text: str) -> ImportPlan:
-    """Read a CSV of subscribers and sort its rows into new, duplicate and invalid.
-
-    Columns (header row required): email, and optionally categories
-    ("backend", "frontend" or both separated by ; or space), frequency
-    (daily/weekly) and language (ko/en). Writes nothing.
-    """
-    plan = ImportPlan()
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    try:
-        fieldnames = reader.fieldnames
-    except csv.Error as exc:
-        plan.invalid.append(ImportProblem(line=1, value="", reason=f"CSV: {exc}"))
-        return plan
-    if not fieldnames or "email" not in [(name or "").strip().lower() for name in fieldnames]:
-        plan.invalid.append(
-            ImportProblem(
-                line=1, value="", reason=str(_("The first row must name the columns, with an 'email' column."))
-            )
+        open_verification(
+            subscriber=subscriber, categories=categories, frequency=frequency, language=subscriber.language
         )
-        return plan
-    seen: set[str] = set()
-    languages = [code for code, _name in settings.LANGUAGES]
-    try:
-        for number, raw in enumerate(reader, start=2):
-            if number - 1 > CSV_MAX_ROWS:
-                plan.invalid.append(
-                    ImportProblem(
-                        line=number,
-                        value="",
-                        reason=str(_("Only the first %(max)d rows are read.") % {"max": CSV_MAX_ROWS}),
-                    )
-                )
-                break
-            record = {(key or "").strip().lower(): (value or "").strip() for key, value in raw.items() if key}
-            email_value = record.get("email", "")
-            if not any(record.values()):
-                continue
-            try:
-                email = canonical_email(email_value)
-                categories = tuple(
-                    sorted(
-                        set((record.get("categories") or Category.BACKEND).replace(";", " ").replace(",", " ").split())
-                    )
-                )
-                frequency = record.get("frequency") or Frequency.DAILY
-                _clean_choices(categories, frequency)
-                language = record.get("language") or settings.LANGUAGE_CODE
-                if language not in languages:
-                    raise ValidationError(_("Unknown language: %(language)s") % {"language": language})
-            except ValidationError as exc:
-                plan.invalid.append(ImportProblem(line=number, value=email_value[:300], reason=" ".join(exc.messages)))
-                continue
-            if email in seen:
-                plan.duplicates.append(ImportProblem(line=number, value=email, reason=str(_("Repeated in this file."))))
-                continue
-            seen.add(email)
-            plan.rows.append(
-                ImportRow(line=number, email=email, categories=categories, frequency=frequency, language=language)
-            )
-    except csv.Error as exc:
-        plan.invalid.append(ImportProblem(line=reader.line_num, value="", reason=f"CSV: {exc}"))
-    existing = _existing_emails([row.email for row in plan.rows])
-    for row in [row for row in plan.rows if row.email in existing]:
-        plan.rows.remove(row)
-        plan.duplicates.append(ImportProblem(line=row.line, value=row.email, reason=str(_("Already a subscriber."))))
-    plan.duplicates.sort(key=lambda problem: problem.line)
-    return plan
-
-
-def _existing_emails(emails: list[str]) -> set[str]:
-    found: set[str] = set()
-    emails = sorted(set(emails))
-    for start in range(0, len(emails), 1000):
-        found.update(Subscriber.objects.filter(email__in=emails[start : start + 1000]).values_list("email", flat=True))
-    return found
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    added: int
-    verification_mails: int
-    skipped: int
-
-
-def import_subscribers(*, plan: ImportPlan, already_consented: bool) -> ImportReport:
-    """Add the new rows of a plan.
-
-    With `already_consented` (the admin states these people agreed to receive
-    DailyQ elsewhere) they become active at once; otherwise each gets a
-    verification mail and stays pending until they confirm. Addresses that
-    became subscribers since the plan was made are skipped, never changed.
-    """
-    now = timezone.now()
-    added = mails = skipped = 0
-    for row in plan.rows:
-        with transaction.atomic():
-            subscriber, created = Subscriber.objects.get_or_create(
-                email=row.email,
-                defaults={"frequency": row.frequency, "language": row.language},
-            )
-            if not created:
-                skipped += 1
-                continue
-            added += 1
-            if already_consented:
-                subscriber.status = Subscriber.Status.ACTIVE
-                subscriber.consented_at = subscriber.confirmed_at = now
-                subscriber.save(update_fields=["status", "consented_at", "confirmed_at", "updated_at"])
-                for category in row.categories:
-                    _activate(subscriber, category, now=now)
-            else:
-                _open_verification(
-                    subscriber, categories=list(row.categories), frequency=row.frequency, language=row.language
-                )
-                mails += 1
-    return ImportReport(added=added, verification_mails=mails, skipped=skipped)
+    return True
 
 
 # --- Admin edits ----------------------------------------------------------------------
@@ -732,7 +476,7 @@ def save_subscription(*, subscription: Subscription) -> Subscription:
     """Save a subscription as an admin added or edited it.
 
     Switching one on, a new one included, starts it as confirming does
-    (_activate): a new subscription begins at its category's start position
+    (activate_subscription): a new subscription begins at its category's start position
     and counts as active from now, so the daily send picks it up while its
     subscriber is active; one switched back on goes on where it stopped.
     Switching one off records when.
@@ -747,11 +491,11 @@ def save_subscription(*, subscription: Subscription) -> Subscription:
             subscription.next_position = start_position(category=subscription.category)
             subscription.activated_at = subscription.deactivated_at = None
         if subscription.is_active and not was_active:
-            # Saved as it was edited but off, then switched on by _activate, the
+            # Saved as it was edited but off, then switched on by activate_subscription, the
             # one place that starts subscriptions.
             subscription.is_active = False
             subscription.save()
-            _activate(subscription.subscriber, subscription.category, now=now)
+            activate_subscription(subscriber=subscription.subscriber, category=subscription.category, now=now)
             subscription.refresh_from_db()
         else:
             if was_active and not subscription.is_active:

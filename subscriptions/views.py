@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from mailer.selectors import received_questions
 from mailservice.http import client_ip
 from mailservice.ratelimit import RateLimited
-from subscriptions import selectors, services, tokens
+from subscriptions import links, selectors, services, tokens
 from subscriptions.forms import CodeForm, PreferencesForm, SubscribeForm
 from subscriptions.models import Category, Subscriber
 
@@ -128,7 +128,7 @@ def resend(request):
 def _confirmed(request, subscriber: Subscriber):
     messages.success(request, _("You are subscribed. The first question arrives on the next send day at 07:00."))
     # A path, not SITE_URL: stay on the host the visitor is on.
-    return redirect(services.manage_path(subscriber.id, generation=subscriber.link_generation))
+    return redirect(links.manage_path(subscriber.id, generation=subscriber.link_generation))
 
 
 @require_http_methods(["GET", "POST"])
@@ -165,9 +165,7 @@ def manage(request, token):
                 messages.success(request, _("Your settings are saved."))
                 return redirect(request.path)
         elif action == "unsubscribe":
-            category = request.POST.get("category")
-            categories = [category] if category in Category.values else None
-            services.unsubscribe(subscriber=subscriber, categories=categories)
+            services.unsubscribe(subscriber=subscriber, category=request.POST.get("category"))
             messages.success(request, _("You will not get these questions any more."))
             return redirect(request.path)
     return render(
@@ -194,7 +192,7 @@ def unsubscribe(request, token):
     target = selectors.subscriber_for_token(purpose=tokens.Purpose.UNSUBSCRIBE, token=token)
     if target is None:
         return _bad_link(request)
-    category = target.category if target.category in Category.values else None
+    category = selectors.unsubscribe_scope(category=target.category)
     # No link to the manage page: this token travels in List-Unsubscribe
     # headers (mail providers act on it, forwarded mail carries it), so it
     # may stop mail and nothing more.
@@ -204,7 +202,7 @@ def unsubscribe(request, token):
     }
     if request.method == "GET":
         return render(request, "subscriptions/unsubscribe.html", context)
-    services.unsubscribe(subscriber=target.subscriber, categories=[category] if category else None)
+    services.unsubscribe(subscriber=target.subscriber, category=category)
     if request.POST.get("List-Unsubscribe") == "One-Click":
         return HttpResponse(_("Unsubscribed."), content_type="text/plain; charset=utf-8")
     return render(request, "subscriptions/unsubscribed.html", context)

@@ -12,7 +12,7 @@ from django.urls import reverse
 from playwright.sync_api import Route, expect
 
 from mailer.models import Question
-from mailer.services import import_questions, load_starter_questions
+from mailer.questions import import_questions, load_starter_questions
 from tests.browser.conftest import errors_of
 from tests.mailservice.test_settings import run_python
 

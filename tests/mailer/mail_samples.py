@@ -15,7 +15,7 @@ from django.core import mail
 from django.core.mail import EmailMessage
 from django.urls import reverse
 
-from mailer import services
+from mailer import questions, services
 from mailer.emails import absolute_url
 from mailer.models import Delivery, Question, SendRun
 from subscriptions import services as subscriptions
@@ -34,7 +34,7 @@ def every_mail(*, language: str, settings) -> dict[str, EmailMessage]:
     settings.ADMINS = [("Ops", ADMIN)]
     # Admin mails are in the site's language.
     settings.LANGUAGE_CODE = language
-    services.load_starter_questions()
+    questions.load_starter_questions()
     mail.outbox.clear()
     found: dict[str, EmailMessage] = {}
 

@@ -125,7 +125,7 @@ def test_category_without_questions_is_skipped_with_a_reason():
 
 
 def test_unsubscribed_or_suppressed_before_the_batch_runs_are_skipped(monkeypatch):
-    from mailer.services import suppress_address
+    from mailer.suppressions import suppress_address
 
     make_questions("backend", 2)
     gone = make_subscriber("gone@example.org")
@@ -295,7 +295,7 @@ def test_beat_task_sends_today_in_korean_time(settings):
 def direct_daily_email(delivery, questions):
     """The day's mail rendered from scratch for this one reader (what the shared render must equal)."""
     from mailer.emails import build_email
-    from subscriptions.services import manage_url, unsubscribe_url
+    from subscriptions.links import manage_url, unsubscribe_url
 
     subscription = delivery.subscription
     subscriber = subscription.subscriber
@@ -352,7 +352,7 @@ def build_mail(delivery, questions):
 
 
 def services_unsubscribe_url(delivery):
-    from subscriptions.services import unsubscribe_url
+    from subscriptions.links import unsubscribe_url
 
     return unsubscribe_url(delivery.subscription.subscriber_id, delivery.subscription.category)
 

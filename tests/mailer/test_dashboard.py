@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from mailer import stats
+from mailer import charts, stats
 from mailer.models import Delivery, SendingState, SendRun
 from subscriptions.models import Subscriber, Subscription
 from subscriptions.services import unsubscribe
@@ -110,7 +110,7 @@ def test_subscription_series_take_a_few_queries_whatever_the_period(django_asser
 def test_confirmations_and_unsubscribes_are_counted_per_address_and_korean_day():
     make_subscriber("a@example.org", activated_at=at(ago(2), 0, 30))
     leaver = make_subscriber("b@example.org", categories=("backend", "frontend"), activated_at=at(ago(1)))
-    unsubscribe(subscriber=leaver, categories=["frontend"])  # keeps backend: not an unsubscribe
+    unsubscribe(subscriber=leaver, category="frontend")  # keeps backend: not an unsubscribe
     make_subscriber("c@example.org", activated_at=at(ago(1)))
     unsubscribe(subscriber=Subscriber.objects.get(email="c@example.org"))
     make_subscriber("old@example.org", activated_at=at(ago(20)))
@@ -177,19 +177,19 @@ def test_quota_summary_reports_an_unreachable_ses_instead_of_raising(ses_unreach
 
 def test_charts_are_accessible_svg_with_escaped_text():
     evil = '<script>alert("x")</script>'
-    line = stats.line_chart(
+    line = charts.line_chart(
         chart_id="c1",
         title=f"Title {evil}",
         labels=["03-01", "03-02", evil],
-        series=[stats.Series(evil, [1, 5, 3], "#0072B2"), stats.Series("Total", [2, 6, 4], "currentColor", True)],
+        series=[charts.Series(evil, [1, 5, 3], "#0072B2"), charts.Series("Total", [2, 6, 4], "currentColor", True)],
     )
-    bars = stats.bar_chart(
+    bars = charts.bar_chart(
         chart_id="c2",
         title="Bars",
         labels=["a", "b"],
-        series=[stats.Series("x", [1, 0], "#009E73"), stats.Series("y", [2, 3], "#D55E00")],
+        series=[charts.Series("x", [1, 0], "#009E73"), charts.Series("y", [2, 3], "#D55E00")],
     )
-    meter = stats.gauge(
+    meter = charts.gauge(
         chart_id="c3",
         title="Rate",
         value=0.02,
@@ -204,14 +204,14 @@ def test_charts_are_accessible_svg_with_escaped_text():
         assert "<script" not in svg and "style=" not in svg
     assert "&lt;script&gt;" in line and "polyline" in line and 'stroke-dasharray="5 3"' in line
     assert bars.count("<rect") == 3 + 2  # three bars (the zero is not drawn) and two legend swatches
-    assert "No runs" in stats.bar_chart(chart_id="c4", title="t", labels=[], series=[], empty_message="No runs")
+    assert "No runs" in charts.bar_chart(chart_id="c4", title="t", labels=[], series=[], empty_message="No runs")
 
 
 def test_ticks_are_round_and_cover_the_maximum():
-    assert stats._ticks(0) == [0, 1]
-    assert stats._ticks(3) == [0, 1, 2, 3]
-    assert stats._ticks(97) == [0, 25, 50, 75, 100]
-    assert stats._ticks(0.03, integers=False)[-1] >= 0.03
+    assert charts._ticks(0) == [0, 1]
+    assert charts._ticks(3) == [0, 1, 2, 3]
+    assert charts._ticks(97) == [0, 25, 50, 75, 100]
+    assert charts._ticks(0.03, integers=False)[-1] >= 0.03
 
 
 # --- The page ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from mailer.dev_views import MAIL_HTML_POLICY
+from mailer.emails import MAIL_HTML_POLICY
 from tests.conftest import BASE_DIR, free_port
 
 

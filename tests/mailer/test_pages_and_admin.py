@@ -10,8 +10,9 @@ from django.db import connection, transaction
 from django.urls import reverse
 
 from mailer.models import CategorySettings, Delivery, Question, SendRun
-from mailer.services import move_question, save_question, start_daily_send
-from subscriptions.services import manage_url
+from mailer.questions import move_question, save_question
+from mailer.services import start_daily_send
+from subscriptions.links import manage_url
 from tests.factories import make_questions, make_subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,6 +80,34 @@ def test_admin_question_form_previews_and_moves(admin_client):
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Question.objects.get(position=1).title == "Moved"
     assert Question.objects.count() == 3
+
+
+def test_admin_publishes_unpublishes_and_deletes_questions(admin_client):
+    first, second = make_questions("backend", 2)
+    changelist = reverse("admin:mailer_question_changelist")
+
+    admin_client.post(changelist, {"action": "unpublish", "_selected_action": [first.pk, second.pk]})
+    assert not Question.objects.filter(is_published=True).exists()
+    admin_client.post(changelist, {"action": "publish", "_selected_action": [second.pk]})
+    assert list(Question.objects.filter(is_published=True)) == [second]
+
+    admin_client.post(reverse("admin:mailer_question_delete", args=[first.pk]), {"post": "yes"})
+    admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [second.pk], "post": "yes"})
+    assert not Question.objects.exists()
+
+
+def test_a_send_run_cannot_be_deleted_from_the_admin(admin_client, eager_tasks):
+    # A day's run is what keeps the day from being sent twice: without it, the
+    # next trigger would mail every reader that day's question again.
+    make_questions("backend", 1)
+    make_subscriber("a@example.org")
+    run = start_daily_send(day=TUESDAY)
+    assert admin_client.post(reverse("admin:mailer_sendrun_delete", args=[run.pk]), {"post": "yes"}).status_code == 403
+    admin_client.post(
+        reverse("admin:mailer_sendrun_changelist"),
+        {"action": "delete_selected", "_selected_action": [run.pk], "post": "yes"},
+    )
+    assert SendRun.objects.filter(pk=run.pk).exists()
 
 
 def test_admin_run_page_shows_progress_and_retries_failures(admin_client, eager_tasks):

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from mailer.markdown import MAX_MARKDOWN_CHARS
 from mailer.models import Question
-from mailer.services import import_questions, load_starter_questions
+from mailer.questions import import_questions, load_starter_questions
 
 pytestmark = pytest.mark.django_db
 

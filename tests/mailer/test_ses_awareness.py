@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import date
 from email.header import decode_header, make_header
 
@@ -251,27 +250,24 @@ def test_verification_mail_survives_throttling(fake_ses, eager_tasks, django_cap
 # --- One rate limit for every process ---------------------------------------------------
 
 PACER_SCRIPT = """
-import json, sys, time, django
+import json, sys, django
 django.setup()
 from mailer.pacing import pacer, BULK
-rate, seconds = float(sys.argv[1]), float(sys.argv[2])
-slots, stamps = [], []
-end = time.time() + seconds
-while time.time() < end:
-    slots.append(pacer.wait_for_slot(rate=rate, priority=BULK))
-    stamps.append(time.time())
-print(json.dumps([slots, stamps]))
+rate, count = float(sys.argv[1]), int(sys.argv[2])
+print(json.dumps([pacer.wait_for_slot(rate=rate, priority=BULK) for _ in range(count)]))
 """
 
 
+# How much of the rate the processes achieve, and how late a woken sender is,
+# depend on the machine's load: bench/pacer_model.py --check measures them.
 @pytest.mark.parametrize("rate", [40.0, 400.0])  # one slot per booking; blocks of 7
 def test_limiter_holds_one_rate_across_processes(redis_url, rate):
     pacing.reset_schedule()
-    seconds, workers = 4.0, 4
+    workers, each = 4, int(rate / 4)
     env = {**os.environ, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "mailservice.settings"}
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", PACER_SCRIPT, str(rate), str(seconds)],
+            [sys.executable, "-c", PACER_SCRIPT, str(rate), str(each)],
             cwd=BASE_DIR,
             env=env,
             stdout=subprocess.PIPE,
@@ -279,56 +275,54 @@ def test_limiter_holds_one_rate_across_processes(redis_url, rate):
         )
         for _ in range(workers)
     ]
-    results = [json.loads(p.communicate(timeout=60)[0]) for p in processes]
-    slots = sorted(t for r in results for t in r[0])
-    stamps = sorted(t for r in results for t in r[1])
+    slots = sorted(slot for p in processes for slot in json.loads(p.communicate(timeout=60)[0]))
 
-    def busiest(times):
-        return max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
-
-    # No one-second window of the shared schedule holds more than the rate,
-    # nor of the moments the processes woke to send (a few ms late at times:
-    # the pacer's margin absorbs that).
-    assert busiest(slots) <= rate, busiest(slots)
-    assert busiest(stamps) <= rate, busiest(stamps)
-    # Together the processes keep at least 90% of the rate, counted while all
-    # of them were running (they start a second or so apart).
-    start = max(r[1][0] for r in results)
-    end = min(r[1][-1] for r in results)
-    inside = [t for t in stamps if start <= t <= end]
-    assert end - start > 1.5, (start, end)
-    assert len(inside) / (end - start) >= 0.9 * rate, (len(inside), end - start)
+    # Every process took its slots from the one schedule: no two alike, each
+    # at least an interval after the one before, so no second holds more
+    # than the rate.
+    assert len(slots) == workers * each
+    assert min(b - a for a, b in itertools.pairwise(slots)) >= 0.999 / (rate * pacing.MARGIN)
+    assert max(sum(1 for u in slots[i:] if u < t + 1.0) for i, t in enumerate(slots)) <= rate
     pacing.reset_schedule()
 
 
-def test_a_booked_slot_left_unused_is_dropped_not_sent_on_late(redis_url, settings):
-    import random
-    import threading
+class FakeClock:
+    """time for mailer.pacing: monotonic() and time() move only when told, or when sleep() is called."""
 
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+@pytest.mark.parametrize("busy", [pacing.STALE / 2, pacing.STALE * 2])
+def test_a_booked_slot_left_unused_is_dropped_not_sent_on_late(redis_url, settings, monkeypatch, busy):
     settings.REDIS_URL = redis_url
     pacing.reset_schedule()
-    rate = 2000.0  # blocks of up to 9 slots for the threads waiting together
-    taken: list[tuple[float, float]] = []  # (slot, when the sender got it), both on this machine's clock
-
-    def sender(seed):
-        pause = random.Random(seed)  # noqa: S311 - test timing, not security
-        for _ in range(40):
-            slot = pacing.pacer.wait_for_slot(rate=rate, priority=pacing.BULK)
-            taken.append((slot, time.time()))
-            time.sleep(pause.uniform(0, 0.06))  # now and then longer than STALE: booked slots go stale
-
-    threads = [threading.Thread(target=sender, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    slots = sorted(slot for slot, _ in taken)
-    assert len(set(slots)) == len(taken) == 320
+    clock = FakeClock()
+    monkeypatch.setattr(pacing, "time", clock)
+    pacer = pacing.Pacer()
+    answers = redis_answers(pacer)
+    rate = 2000.0  # a booking holds a block of 9 slots
     interval = 1 / (rate * pacing.MARGIN)
-    assert min(b - a for a, b in itertools.pairwise(slots)) >= interval * 0.999  # the schedule's spacing
-    # A slot is used at its time or dropped: never more than STALE late (plus a scheduler tick).
-    assert max(got - slot for slot, got in taken) <= pacing.STALE + 0.01
+
+    first = pacer.wait_for_slot(rate=rate, priority=pacing.BULK)
+    clock.sleep(busy)  # the sender was busy before it wanted its next slot
+    second = pacer.wait_for_slot(rate=rate, priority=pacing.BULK)
+
+    if busy < pacing.STALE:  # the next slot of the block, still fresh
+        assert len(answers) == 1
+        assert second == pytest.approx(first + interval)
+    else:  # the rest of the block went stale: dropped, and a new block booked
+        assert len(answers) == 2
+        assert second >= first + 9 * interval * 0.999
     pacing.reset_schedule()
 
 
@@ -394,8 +388,7 @@ def test_while_the_rate_binds_one_booking_serves_the_waiting_senders(redis_url, 
         thread.join()
 
     # Sixteen senders always waiting keep the rate binding: a call books a
-    # slot for each of them, up to 20 ms of the schedule (one slot per call
-    # made the capped send a Redis call per mail: bench/README.md).
+    # slot for each of them, up to 20 ms of the schedule, not a Redis call per mail.
     granted = sum(1 for answer in answers if answer)
     assert len(slots) == 320
     assert granted <= len(slots) / 3, (granted, len(answers))
@@ -414,10 +407,9 @@ def test_a_bulk_booking_is_granted_ahead_not_refused_until_the_schedule_comes(re
     answers = redis_answers(pacer)
     [(_due, slot)] = pacer._book_bulk(interval, 1, timeout=5)
 
-    # Granted at once, up to BINDING_SPAN ahead. Refused until the schedule was
-    # one slot ahead, a booker had to wake within that slot's 2 ms: one that
-    # waited a GIL switch or two longer left the schedule behind now, and the
-    # time it overslept was lost to every sender (bench/README.md).
+    # Granted at once, up to BINDING_SPAN ahead: a booker told to come back
+    # when the schedule was one slot ahead would have to wake within that
+    # slot's 2 ms, and the time it overslept would be lost to every sender.
     assert answers == [True]
     assert slot >= theirs[-1][1] + interval * 0.999
     pacing.reset_schedule()
@@ -453,29 +445,32 @@ def test_setting_the_endpoint_again_gives_a_new_process_connection(fake_ses, set
     assert ses.reusable_connection() is not first
 
 
-def test_every_send_on_the_shared_connection_takes_a_slot_as_it_leaves(fake_ses, settings):
+def test_every_send_on_the_shared_connection_takes_a_slot_as_it_leaves(fake_ses, settings, monkeypatch):
     from django.core.mail import EmailMessage
 
-    settings.SES_MAX_SEND_RATE = 10
     fake_ses.production_access = True
     connection = ses.reusable_connection()
+    taken = []  # (priority, messages SES had accepted) at each slot
+    wait_for_slot = pacing.pacer.wait_for_slot
+
+    def recorded(*, rate, priority, **kwargs):
+        taken.append((priority, len(fake_ses.accepted)))
+        return wait_for_slot(rate=rate, priority=priority, **kwargs)
+
+    monkeypatch.setattr(pacing.pacer, "wait_for_slot", recorded)
 
     def message(n):
         return EmailMessage("paced", "body", settings.DEFAULT_FROM_EMAIL, [f"r{n}@example.org"], connection=connection)
 
-    # The first send opens the connection, which on a busy machine can take longer than a
-    # slot: it is not one of the ten timed, so what is timed is the pacing alone.
-    ses.send_message(lambda: message("warm-up"), priority=pacing.BULK)
-    fake_ses.accepted.clear()
-    for n in range(5):
+    for n in range(3):
         ses.send_message(lambda n=n: message(n), priority=pacing.BULK)
-    for n in range(5, 10):
+    for n in range(3, 6):
         message(n).send()  # not through send_message: the connection paces it all the same
-    arrivals = sorted(m["arrived"] for m in fake_ses.accepted)
-    assert len(arrivals) == 10
-    # Ten sends at 10/s span at least nine slot intervals at the endpoint.
-    assert arrivals[-1] - arrivals[0] >= 0.85, arrivals
-    assert min(b - a for a, b in itertools.pairwise(arrivals)) >= 0.05, arrivals
+
+    # One slot per send, taken after the message before it reached SES (the
+    # arrivals' spacing at the endpoint is bench.run's busiest-window figure).
+    assert len(fake_ses.accepted) == 6
+    assert taken == [(pacing.BULK, n) for n in range(3)] + [(pacing.TRANSACTIONAL, n) for n in range(3, 6)]
 
 
 def test_a_batch_out_of_time_puts_what_it_did_not_reach_back_on_the_queue(fake_ses, eager_tasks, settings):

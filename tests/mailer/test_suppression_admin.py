@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailer.models import Suppression
-from mailer.services import suppress_address
+from mailer.suppressions import suppress_address
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,3 +47,15 @@ def test_editing_a_suppression_keeps_one_in_force_per_address(admin_client):
     assert "This address is already suppressed." in response.content.decode()
     other.refresh_from_db()
     assert other.email == "two@example.org" and other.detail == "noted"  # kept in its canonical form
+
+
+def test_a_suppression_is_lifted_never_deleted(admin_client):
+    # The row is the address's history; lifting keeps it, deleting would not.
+    suppression = suppress_address(email="bad@example.org", reason="bounce")
+    one = admin_client.post(reverse("admin:mailer_suppression_delete", args=[suppression.pk]), {"post": "yes"})
+    assert one.status_code == 403
+    admin_client.post(
+        reverse("admin:mailer_suppression_changelist"),
+        {"action": "delete_selected", "_selected_action": [suppression.pk], "post": "yes"},
+    )
+    assert Suppression.objects.filter(email="bad@example.org", lifted_at__isnull=True).exists()

@@ -4,7 +4,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from subscriptions import services
+from subscriptions import links
 from subscriptions.models import Subscriber
 from tests.factories import make_subscriber
 
@@ -25,8 +25,8 @@ def doors():
         "verify": "/verify/",
         "resend": "/verify/resend/",
         "confirm": "/confirm/x/",
-        "manage": services.manage_path(subscriber.id),
-        "unsubscribe": path_of(services.unsubscribe_url(subscriber.id)),
+        "manage": links.manage_path(subscriber.id),
+        "unsubscribe": path_of(links.unsubscribe_url(subscriber.id)),
         "webhook": "/ses/events/",
         "admin login": "/admin/login/",
         "language": "/i18n/setlang/",

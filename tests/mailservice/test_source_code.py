@@ -29,7 +29,7 @@ def test_the_archive_holds_the_code_this_server_runs(client, settings):
     assert response["Content-Type"] == "application/gzip"
     assert "dailyq-source.tar.gz" in response["Content-Disposition"]
     files = members(b"".join(response.streaming_content) if response.streaming else response.content)
-    for path in ("LICENSE", "manage.py", "mailservice/source.py", "mailer/starter_questions/LICENSE"):
+    for path in ("LICENSE", "manage.py", ".importlinter", "mailservice/source.py", "mailer/starter_questions/LICENSE"):
         assert (settings.BASE_DIR / path).read_bytes() == files[f"dailyq/{path}"], path
 
 

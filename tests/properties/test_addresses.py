@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from mailer.models import Suppression
 from mailer.selectors import is_suppressed
-from mailer.services import record_ses_event, suppress_address
+from mailer.services import record_ses_event
+from mailer.suppressions import suppress_address
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Subscriber
 from tests.factories import make_subscriber

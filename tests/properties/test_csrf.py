@@ -11,7 +11,7 @@ from django.urls import URLResolver, get_resolver, resolve
 from hypothesis import given
 from hypothesis import strategies as st
 
-from subscriptions import services
+from subscriptions import links
 from subscriptions.models import Subscriber
 from tests.factories import make_subscriber
 from tests.properties.strategies import fuzz, unique
@@ -102,7 +102,7 @@ def test_posts_without_a_valid_token_are_refused(target, body, csrf):
 def test_one_click_unsubscribe_works_without_a_token_and_the_webhook_without_csrf():
     subscriber = make_subscriber(f"{unique('c')}@example.org")
     mail_client = Client(enforce_csrf_checks=True)
-    url = services.unsubscribe_url(subscriber.id).split("://", 1)[1]
+    url = links.unsubscribe_url(subscriber.id).split("://", 1)[1]
     path = "/" + url.split("/", 1)[1]
     response = mail_client.post(path, {"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200
@@ -122,7 +122,7 @@ def test_the_same_posts_with_a_valid_token_get_through():
     assert visitor.post("/subscribe/", form).status_code == 403
 
     subscriber = make_subscriber(f"{unique('c')}@example.org")
-    manage = services.manage_path(subscriber.id)
+    manage = links.manage_path(subscriber.id)
     assert visitor.post(manage, {"action": "unsubscribe", "csrfmiddlewaretoken": token}).status_code == 302
     assert visitor.post("/i18n/setlang/", {"language": "en", "csrfmiddlewaretoken": token}).status_code == 302
     login = {"username": "x", "password": "y", "csrfmiddlewaretoken": token}

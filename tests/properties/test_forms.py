@@ -19,7 +19,7 @@ from django.urls import reverse
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from subscriptions import services
+from subscriptions import links
 from subscriptions.models import Subscriber, Subscription, Verification
 from subscriptions.views import PENDING_EMAIL
 from tests.factories import make_subscriber
@@ -309,7 +309,7 @@ def test_manage_form_changes_exactly_what_was_asked(client, status, start, actio
     reset()
     subscriber = make_subscriber(f"{unique('m')}@example.org", categories=start, frequency="daily")
     Subscriber.objects.filter(id=subscriber.id).update(status=status)
-    path = services.manage_path(subscriber.id)
+    path = links.manage_path(subscriber.id)
     before = snapshot(subscriber)
     data = {"categories": categories, "frequency": frequency}
     if action is not None:

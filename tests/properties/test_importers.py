@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from mailer.markdown import MAX_MARKDOWN_CHARS
 from mailer.models import Question
 from mailer.question_files import MAX_TITLE_LENGTH, read_question_folder
-from mailer.services import import_questions
+from mailer.questions import import_questions
 from subscriptions.addresses import canonical_email
+from subscriptions.importing import import_subscribers, plan_subscriber_import
 from subscriptions.models import Category, Subscriber, Verification
-from subscriptions.services import import_subscribers, plan_subscriber_import
 from tests.properties.strategies import emails, fuzz, unique, valid_emails
 
 pytestmark = pytest.mark.django_db

@@ -17,8 +17,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mailer.models import Suppression
+from subscriptions.links import ReaderLinks, manage_url, token_path, unsubscribe_url
 from subscriptions.models import Subscriber, Subscription, Verification
-from subscriptions.services import ReaderLinks, manage_url, rotate_reader_links, token_path, unsubscribe_url
+from subscriptions.services import rotate_reader_links
 from subscriptions.tokens import Purpose, make_token, read_token
 from tests.factories import make_subscriber
 from tests.properties.strategies import fuzz, unique

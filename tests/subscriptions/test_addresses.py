@@ -12,8 +12,9 @@ from django.urls import reverse
 
 from mailer.models import Suppression
 from mailer.selectors import is_suppressed
-from mailer.services import record_ses_event, suppress_address
-from subscriptions import services
+from mailer.services import record_ses_event
+from mailer.suppressions import suppress_address
+from subscriptions import importing
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Subscriber
 from tests.factories import make_subscriber
@@ -157,7 +158,7 @@ def test_the_admin_adds_a_subscriber_under_the_canonical_spelling(admin_client):
 def test_the_csv_import_sees_one_subscriber_per_address(admin_client):
     make_subscriber("alice@example.org")
     text = 'email\n"Alice"@example.org\nbob@example.org\n"bob"@EXAMPLE.org\nal\u0130ce@example.org\n'
-    plan = services.plan_subscriber_import(text)
+    plan = importing.plan_subscriber_import(text)
     assert [row.email for row in plan.rows] == ["bob@example.org"]
     assert [(problem.line, problem.value) for problem in plan.duplicates] == [
         (2, "alice@example.org"),

@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from mailer.services import suppress_address
+from mailer.suppressions import suppress_address
 from mailservice.ratelimit import RateLimited
 from subscriptions import services
 from subscriptions.models import Subscriber, Subscription, Verification
@@ -270,7 +270,7 @@ def test_internationalised_domains_are_stored_in_ascii_form(subscribe):
 def test_unsubscribe_from_one_category_then_all(confirmed):
     subscriber = confirmed("reader@example.org", categories=["backend", "frontend"])
 
-    services.unsubscribe(subscriber=subscriber, categories=["frontend"])
+    services.unsubscribe(subscriber=subscriber, category="frontend")
     assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
     assert list(Subscription.objects.filter(is_active=True).values_list("category", flat=True)) == ["backend"]
 

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from mailer import ses as mailer_ses
+from subscriptions import links
 from subscriptions.models import Subscriber, Subscription
 from tests.conftest import free_port
 from tests.factories import make_subscriber
@@ -183,6 +184,29 @@ def test_manage_page_changes_preferences_and_unsubscribes_one_category(client):
     client.post(manage, {"action": "unsubscribe", "category": "frontend"})
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+
+
+@pytest.mark.parametrize("door", ["manage page", "unsubscribe link"])
+def test_a_category_dailyq_does_not_have_unsubscribes_from_everything(client, door):
+    # A retired category in an old link, or a forged form: in doubt, all mail stops.
+    subscriber = make_subscriber("reader@example.org", categories=("backend", "frontend"))
+    if door == "manage page":
+        response = client.post(
+            path_of(links.manage_url(subscriber.id)), {"action": "unsubscribe", "category": "retired"}
+        )
+        assert response.status_code == 302
+    else:
+        path = path_of(links.unsubscribe_url(subscriber.id, "retired"))
+        page = client.get(path, HTTP_ACCEPT_LANGUAGE="en")
+        assert "retired" not in page.content.decode()
+        assert client.post(path).status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+    assert not subscriber.subscriptions.filter(is_active=True).exists()
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
 
 
 def test_manage_page_needs_csrf(client):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from mailer.services import CONTENT_LICENSES, import_questions
+from mailer.questions import CONTENT_LICENSES, import_questions
 from subscriptions.models import Category
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from mailer.services import load_starter_questions
+from mailer.questions import load_starter_questions
 
 
 class Command(BaseCommand):

@@ -53,9 +53,8 @@ class Command(BaseCommand):
         last_line = ""
         while True:
             run.refresh_from_db()
-            progress = selectors.run_progress(run=run)
-            finished = run.total - progress["pending"] - progress["sending"]
-            line = self._bar(finished, run.total, progress)
+            completion = selectors.run_completion(run=run)
+            line = self._bar(completion.finished, run.total, completion.counts)
             if interactive:
                 self.stdout.write("\r" + line, ending="")
             elif line != last_line:

@@ -1,0 +1,254 @@
+"""The question bank: importing folders of questions, the starter bank, and each category's order.
+
+Everything that writes positions holds the category's sequence locked
+(_lock_sequence), so two admins, or an import and an admin, never take the
+same place.
+"""
+
+import bisect
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.db.models import Case, F, Max, Value, When
+from django.utils import timezone
+
+from mailer.markdown import list_markdown_changes
+from mailer.models import CategorySettings, Question
+from mailer.question_files import FileProblem, read_question_folder
+from subscriptions.models import Category, Subscription
+
+STARTER_QUESTIONS_DIR = Path(__file__).resolve().parent / "starter_questions"
+
+# Licenses `import_questions --license` knows by SPDX identifier: the name a page
+# shows and the address of the legal code it links.
+CONTENT_LICENSES = {
+    "CC-BY-4.0": ("CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/"),
+    "CC-BY-SA-4.0": ("CC BY-SA 4.0", "https://creativecommons.org/licenses/by-sa/4.0/"),
+    "CC-BY-NC-4.0": ("CC BY-NC 4.0", "https://creativecommons.org/licenses/by-nc/4.0/"),
+    "CC-BY-NC-SA-4.0": ("CC BY-NC-SA 4.0", "https://creativecommons.org/licenses/by-nc-sa/4.0/"),
+    "CC0-1.0": ("CC0 1.0", "https://creativecommons.org/publicdomain/zero/1.0/"),
+}
+# The bundled bank's terms, as mailer/starter_questions/LICENSE states them.
+STARTER_LICENSE = "CC-BY-SA-4.0"
+STARTER_ATTRIBUTION = "DailyQ contributors"
+
+
+@dataclass
+class QuestionImportReport:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[FileProblem] = field(default_factory=list)
+    # File -> what its page shows differently from the file (markup removed, images, links).
+    rendering_changes: dict[str, list[str]] = field(default_factory=dict)
+
+
+def describe_license(*, license: str, license_url: str = "") -> tuple[str, str]:
+    """The license name a page shows and the address it links, for an SPDX identifier or free text."""
+    license, license_url = " ".join(license.split()), license_url.strip()
+    known = {key.lower(): value for key, value in CONTENT_LICENSES.items()}.get(license.lower())
+    if known:
+        license, license_url = known[0], license_url or known[1]
+    if len(license) > Question._meta.get_field("license").max_length:
+        raise ValueError("The license name is longer than 100 characters.")
+    if license_url:
+        try:
+            URLValidator(schemes=["http", "https"])(license_url)
+        except ValidationError:
+            raise ValueError(f"{license_url!r} is not an http(s) address for the license.") from None
+        if len(license_url) > Question._meta.get_field("license_url").max_length:
+            raise ValueError("The license address is longer than 300 characters.")
+        if not license:
+            raise ValueError("A license address needs a license name (--license).")
+    return license, license_url
+
+
+def import_questions(
+    *,
+    path: Path,
+    category: str,
+    source: str | None = None,
+    dry_run: bool = False,
+    update: bool = True,
+    license: str = "",
+    license_url: str = "",
+    attribution: str = "",
+) -> QuestionImportReport:
+    """Add the questions of a folder to the end of `category`'s sequence.
+
+    Each file is known by its source key ("<source>:<path in folder>"), so a
+    second import of the same folder updates titles, texts and credits
+    instead of adding copies; positions of known questions are left as they
+    are (admins reorder in the admin). Malformed files are reported and
+    skipped; files the site shows differently from their text are listed
+    with what changes. `license` (an SPDX identifier such as CC-BY-SA-4.0,
+    or a name with `license_url`) and `attribution` are shown under each
+    answer. With `dry_run` nothing is written; with `update=False` known
+    questions are left untouched.
+    """
+    if category not in Category.values:
+        raise ValueError(f"Unknown category {category!r}: use {' or '.join(Category.values)}")
+    license, license_url = describe_license(license=license, license_url=license_url)
+    attribution = " ".join(attribution.split())
+    if len(attribution) > Question._meta.get_field("attribution").max_length:
+        raise ValueError("The attribution is longer than 300 characters.")
+    path = Path(path)
+    source = source or f"{category}:{path.resolve().name}"
+    files, problems = read_question_folder(path)
+    report = QuestionImportReport(problems=problems)
+    for item in files:  # rendered before the sequence is locked: the lock waits for no render
+        if changes := list_markdown_changes(item.question_md) + list_markdown_changes(item.answer_md):
+            report.rendering_changes[item.relative_path] = changes
+    credit = {"license": license, "license_url": license_url, "attribution": attribution}
+    with transaction.atomic():
+        _lock_sequence(category)
+        existing = {q.source_key: q for q in Question.objects.filter(category=category)}
+        foreign = set(
+            Question.objects.exclude(category=category)
+            .filter(source_key__in=[f"{source}:{f.relative_path}" for f in files])
+            .values_list("source_key", flat=True)
+        )
+        next_position = _end_of_sequence(category)
+        for item in files:
+            key = f"{source}:{item.relative_path}"
+            if len(key) > Question._meta.get_field("source_key").max_length:
+                report.problems.append(FileProblem(item.relative_path, "path too long to be a source key"))
+                report.rendering_changes.pop(item.relative_path, None)
+                continue
+            if key in foreign:
+                report.problems.append(FileProblem(item.relative_path, f"source key {key} belongs to another category"))
+                report.rendering_changes.pop(item.relative_path, None)
+                continue
+            fields = {"title": item.title, "question_md": item.question_md, "answer_md": item.answer_md, **credit}
+            question = existing.get(key)
+            if question is None:
+                if not dry_run:
+                    Question.objects.create(category=category, position=next_position, source_key=key, **fields)
+                next_position += 1
+                report.added.append(item.relative_path)
+            elif update and any(getattr(question, name) != value for name, value in fields.items()):
+                if not dry_run:
+                    Question.objects.filter(id=question.id).update(**fields, updated_at=timezone.now())
+                report.changed.append(item.relative_path)
+            else:
+                report.unchanged.append(item.relative_path)
+    return report
+
+
+def load_starter_questions() -> dict[str, QuestionImportReport]:
+    """Add the bundled starter bank, credited as its license asks; questions already there are never overwritten."""
+    return {
+        category: import_questions(
+            path=STARTER_QUESTIONS_DIR / category,
+            category=category,
+            source=f"starter:{category}",
+            update=False,
+            license=STARTER_LICENSE,
+            attribution=STARTER_ATTRIBUTION,
+        )
+        for category in Category.values
+        if (STARTER_QUESTIONS_DIR / category).is_dir()
+    }
+
+
+def save_question(*, question: Question, position: int | None = None) -> Question:
+    """Save `question`, new or edited, and put it at `position` of its category.
+
+    Without a position a new question, or one moved to another category, goes
+    to the end of its category; an edited one keeps its place. Positions stay
+    unique and without gaps in the category it joins (move_question).
+    """
+    with transaction.atomic():
+        _lock_sequence(question.category)
+        stored = Question.objects.filter(pk=question.pk).values_list("category", "position").first()
+        if stored is not None and stored[0] == question.category:
+            question.position = stored[1]
+        else:
+            question.position = _end_of_sequence(question.category)
+        question.save()
+        if position and position != question.position:
+            move_question(question=question, position=position)
+    return question
+
+
+def publish_questions(*, question_ids: list[int], published: bool) -> int:
+    """Publish or unpublish questions; returns how many. Unpublished ones are never sent and hidden from the site."""
+    return Question.objects.filter(id__in=question_ids).update(is_published=published)
+
+
+def delete_questions(*, question_ids: list[int]) -> int:
+    """Delete questions; returns how many.
+
+    The positions of the others stay as they are: picking passes over the
+    gap as over an unpublished question, and no reader's cursor moves. Each
+    category's sequence is held while its questions go, so no position
+    writer works from a list that includes them.
+    """
+    with transaction.atomic():
+        for category in sorted(set(Question.objects.filter(id__in=question_ids).values_list("category", flat=True))):
+            _lock_sequence(category)
+        _total, deleted = Question.objects.filter(id__in=question_ids).delete()
+    return deleted.get(Question._meta.label, 0)
+
+
+def move_question(*, question: Question, position: int) -> Question:
+    """Put `question` at `position` in its category, shifting the ones in between."""
+    if position < 1:
+        raise ValueError("Positions start at 1.")
+    with transaction.atomic():
+        _lock_sequence(question.category)
+        siblings = list(Question.objects.filter(category=question.category).order_by("position", "id"))
+        ordered = [q for q in siblings if q.id != question.id]
+        moving = next(q for q in siblings if q.id == question.id)
+        ordered.insert(min(position, len(ordered) + 1) - 1, moving)
+        # Two steps, because (category, position) is unique at every moment.
+        offset = max(q.position for q in siblings) + len(siblings) + 1
+        Question.objects.filter(id__in=[q.id for q in siblings]).update(position=F("position") + offset)
+        for number, item in enumerate(ordered, start=1):
+            Question.objects.filter(id=item.id).update(position=number)
+        _keep_readers_places(question.category, siblings, ordered)
+    question.refresh_from_db()
+    return question
+
+
+def _keep_readers_places(category: str, before: list[Question], after: list[Question]) -> None:
+    """Move the category's cursors so each reader goes on after the last question they got.
+
+    A cursor (Subscription.next_position) is a position; renumbering the
+    questions would otherwise hand a reader a question they had (one moved
+    in ahead of them) or skip one. The last question a reader got is the one
+    before their cursor; its new position + 1 is their new cursor. A question
+    moved from behind a reader to ahead of them is theirs at the next wrap.
+    """
+    new_position = {q.id: number for number, q in enumerate(after, start=1)}
+    old_positions = [q.position for q in before]  # ascending
+    cursors = (
+        Subscription.objects.filter(category=category).order_by().values_list("next_position", flat=True).distinct()
+    )
+    moves = {}
+    for cursor in cursors:
+        index = bisect.bisect_left(old_positions, cursor)  # questions before the cursor: before[:index]
+        moved_to = new_position[before[index - 1].id] + 1 if index else 1
+        if moved_to != cursor:
+            moves[cursor] = moved_to
+    if moves:
+        Subscription.objects.filter(category=category, next_position__in=moves).update(
+            next_position=Case(*(When(next_position=old, then=Value(new)) for old, new in moves.items()))
+        )
+
+
+def _lock_sequence(category: str) -> None:
+    """Hold `category`'s sequence until the transaction ends: one writer of its positions at a time.
+
+    The lock is the category's settings row, which exists even while the
+    category has no question to lock.
+    """
+    CategorySettings.objects.get_or_create(category=category)
+    CategorySettings.objects.select_for_update().get(category=category)
+
+
+def _end_of_sequence(category: str) -> int:
+    return (Question.objects.filter(category=category).aggregate(m=Max("position"))["m"] or 0) + 1
