@@ -211,8 +211,8 @@ def stack(request, tmp_path):
     if request.param == "postgres-redis":
         request.getfixturevalue("postgres")
         return {"redis_url": request.getfixturevalue("redis_url"), "max_send_rate": 60}
-    # Without Redis each process paces itself: two workers at 30/s send 60/s.
-    return {"redis_url": None, "embedded_in": tmp_path, "max_send_rate": 30}
+    # Without Redis each process paces itself.
+    return {"redis_url": None, "embedded_in": tmp_path, "max_send_rate": 60}
 
 
 def test_a_worker_killed_three_times_mid_send_leaves_unknown_only_what_was_in_flight(stack, settings, signing_key):
@@ -225,7 +225,8 @@ def test_a_worker_killed_three_times_mid_send_leaves_unknown_only_what_was_in_fl
     )  # fmt: skip
     try:
         total = deployment.seed(3000)
-        deployment.start_worker(concurrency=THREADS, pool="threads")
+        # The victim is the only worker, so at each kill it holds claimed rows: beside
+        # another worker (on the filesystem broker above all) it could sit idle.
         victim = [deployment.start_worker(concurrency=THREADS, pool="threads")]
         webhook = deployment.start_webhook(signing_key[1], TOPIC)
         deployment.start_send()
@@ -271,6 +272,7 @@ def test_a_worker_killed_three_times_mid_send_leaves_unknown_only_what_was_in_fl
 
         rows = deployment.deliveries()
         received = Counter(to for m in fake.accepted for to in m["to"])
+        assert len(kills) == 3, kills
         unknown_per_crash = [
             sum(report["unknown"] for at, report in deployment.sweeps if kill.timestamp() <= at < later)
             for kill, later in zip(kills, [k.timestamp() for k in kills[1:]] + [math.inf], strict=True)
@@ -285,7 +287,7 @@ def test_a_worker_killed_three_times_mid_send_leaves_unknown_only_what_was_in_fl
             "statuses": Counter(row["status"] for row in rows),
         }
         print("embedded" if "embedded_in" in stack else "postgres-redis", figures)
-        assert len(kills) == 3 and sum(unknown_per_crash) > 0  # the kills cut sends short
+        assert sum(unknown_per_crash) > 0  # the kills cut sends short
         assert all(n <= THREADS for n in unknown_per_crash), figures
         assert figures["mailed_twice"] == 0 and figures["missed"] == 0, figures
         assert figures["statuses"] == {"sent": total}, figures
