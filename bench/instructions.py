@@ -45,7 +45,7 @@ import json, sys
 import django
 django.setup()
 from django.conf import settings
-from mailer import services
+from mailer.sending import batch, daily_email, runs
 from mailer.models import Delivery, Question
 ids = json.load(open(sys.argv[1]))
 # A long run renders each question's mail once per language, then only
@@ -54,12 +54,12 @@ ids = json.load(open(sys.argv[1]))
 day = Delivery.objects.select_related("run").get(id=ids[0]).run.day
 for question in Question.objects.filter(is_published=True):
     for language in ("ko", "en"):
-        services.build_daily_email(subscriber_id=1, email="warm@bench.example", language=language,
+        daily_email.build_daily_email(subscriber_id=1, email="warm@bench.example", language=language,
                                    category=question.category, day=day, questions=[question])
 size = settings.SEND_BATCH_SIZE
 sent = 0
 for start in range(0, len(ids), size):
-    sent += services.send_delivery_batch(ids=ids[start:start + size]).sent
+    sent += batch.send_delivery_batch(ids=ids[start:start + size]).sent
 print(json.dumps({"sent": sent}))
 """
 
@@ -79,13 +79,13 @@ def collected(stderr: str) -> int:
 def pending_ids(count: int) -> list[int]:
     """A fresh sending run for SEND_DAY with `count` subscriptions due; its delivery ids."""
     from bench import seed
-    from mailer import services
     from mailer.models import SendRun
+    from mailer.sending import runs
 
     seed.reset_runs()
     seed.limit_active(count)
-    run = SendRun.objects.create(day=SEND_DAY, cutoff=services.send_cutoff(SEND_DAY), status=SendRun.Status.SENDING)
-    services._create_deliveries(run)
+    run = SendRun.objects.create(day=SEND_DAY, cutoff=runs.send_cutoff(SEND_DAY), status=SendRun.Status.SENDING)
+    runs._create_deliveries(run)
     return list(run.deliveries.filter(status="pending").order_by("id").values_list("id", flat=True))
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 # Parts of the send path, matched against each frame "Class.function (file:line)".
 PARTS = [
-    ("inside send_delivery_batch (the task)", r"send_delivery_batch \(.*mailer/services\.py"),
+    ("inside send_delivery_batch (the task)", r"send_delivery_batch \(.*mailer/sending/batch\.py"),
     ("  SES connection per batch (SESBackend.open: boto3 Session + client)", r"SESBackend\.open \("),
     ("  per message: _send_one", r"(^|\.)_send_one \("),
     ("    build_daily_email (render + build the message)", r"(^|\.)build_daily_email \("),

@@ -239,8 +239,8 @@ def run_pipeline(args, ses: SESProcess, *, rate: float, label: str, expected: in
     from django.db.models import Count
 
     from bench import seed
-    from mailer import services
     from mailer.models import Delivery, SendRun
+    from mailer.sending import runs
 
     seed.reset_runs()
     redis.Redis.from_url(args.redis_url).flushdb()
@@ -251,7 +251,7 @@ def run_pipeline(args, ses: SESProcess, *, rate: float, label: str, expected: in
     profiler = None
     try:
         timings = {}
-        original_create, original_enqueue = services._create_deliveries, services.enqueue_pending_deliveries
+        original_create, original_enqueue = runs._create_deliveries, runs.enqueue_pending_deliveries
 
         def timed_create(run):
             started = time.perf_counter()
@@ -268,7 +268,7 @@ def run_pipeline(args, ses: SESProcess, *, rate: float, label: str, expected: in
                 timings["enqueue"] = time.perf_counter() - started
                 timings["enqueued_at"] = time.time()
 
-        services._create_deliveries, services.enqueue_pending_deliveries = timed_create, timed_enqueue
+        runs._create_deliveries, runs.enqueue_pending_deliveries = timed_create, timed_enqueue
 
         quiet_share = wait_for_quiet(args.quiet_wait, seconds=3, threshold=0.15)
         xacts_before = pg_xacts(args.database)
@@ -280,9 +280,9 @@ def run_pipeline(args, ses: SESProcess, *, rate: float, label: str, expected: in
         start_counter, poll_counter = QueryCounter(), QueryCounter()
         triggered = time.time()
         with connection.execute_wrapper(start_counter):
-            run = services.start_daily_send(day=SEND_DAY)
+            run = runs.start_daily_send(day=SEND_DAY)
         start_seconds = time.time() - triggered
-        services._create_deliveries, services.enqueue_pending_deliveries = original_create, original_enqueue
+        runs._create_deliveries, runs.enqueue_pending_deliveries = original_create, original_enqueue
 
         deadline = time.monotonic() + args.timeout
         polls = 0
@@ -407,13 +407,13 @@ def start_profiler(args, pid: int, name: str, *, subprocesses: bool = False):
 
 def write_mail_templates(count: int = 24) -> Path:
     """Real daily mails (rendered by the app) to give the references the same sizes."""
-    from mailer import services
+    from mailer.sending import daily_email
     from subscriptions.models import Subscription
 
     mails = []
     subscriptions = Subscription.objects.select_related("subscriber").filter(is_active=True).order_by("id")[:count]
     for subscription in subscriptions:
-        message = services.preview_daily_email(subscription=subscription, day=SEND_DAY)
+        message = daily_email.preview_daily_email(subscription=subscription, day=SEND_DAY)
         mails.append(
             {
                 "subject": message.subject,
@@ -505,7 +505,7 @@ def run_baseline(args, ses: SESProcess, *, sample: int, total: int) -> dict:
     from django.core.mail import send_mail
     from django.db import connection
 
-    from mailer import services
+    from mailer.sending import daily_email
     from subscriptions.models import Subscription
 
     ses.reset()
@@ -521,7 +521,7 @@ def run_baseline(args, ses: SESProcess, *, sample: int, total: int) -> dict:
             Subscription.objects.select_related("subscriber").filter(is_active=True).order_by("id")[:sample].iterator()
         )
         for subscription in subscriptions:
-            message = services.preview_daily_email(subscription=subscription, day=SEND_DAY)
+            message = daily_email.preview_daily_email(subscription=subscription, day=SEND_DAY)
             begun = time.perf_counter()
             send_mail(
                 message.subject,

@@ -13,10 +13,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from mailer import questions, selectors, services, suppressions
+from mailer import questions, selectors, suppressions
 from mailer.emails import MAIL_HTML_POLICY
 from mailer.markdown import render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
+from mailer.sending import daily_email, runs
 from subscriptions.forms import clean_email_field
 from subscriptions.models import Subscription
 
@@ -191,7 +192,7 @@ class SendRunAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Retry the failed deliveries"))
     def retry_failed(self, request, queryset):
-        retried = sum(services.retry_failed_deliveries(run=run) for run in queryset)
+        retried = sum(runs.retry_failed_deliveries(run=run) for run in queryset)
         self.message_user(request, _("%(n)d failed deliveries queued again.") % {"n": retried})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -224,7 +225,7 @@ class SendRunAdmin(admin.ModelAdmin):
     def _preview_message(self, subscription_id):
         subscription = get_object_or_404(Subscription.objects.select_related("subscriber"), pk=subscription_id)
         day = timezone.localdate()
-        message = services.preview_daily_email(subscription=subscription, day=day)
+        message = daily_email.preview_daily_email(subscription=subscription, day=day)
         if message is None:
             raise Http404("This category has no published questions.")
         return subscription, day, message
@@ -236,7 +237,7 @@ class SendRunAdmin(admin.ModelAdmin):
         form = TestSendForm(request.POST or None, initial={"to": request.user.email})
         if request.method == "POST" and form.is_valid():
             try:
-                result = services.send_test_mail(subscription=subscription, to=form.cleaned_data["to"], day=day)
+                result = daily_email.send_test_mail(subscription=subscription, to=form.cleaned_data["to"], day=day)
             except Exception as exc:  # shown to the admin, who can fix SES and try again
                 self.message_user(request, _("The test mail was not sent: %(error)s") % {"error": exc}, messages.ERROR)
             else:
@@ -307,8 +308,8 @@ class SendingStateAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Resume sending (after fixing the cause)"))
     def resume(self, request, queryset):
-        runs = services.resume_sending()
-        self.message_user(request, _("Sending resumed; %(n)d runs continue.") % {"n": runs})
+        continued = runs.resume_sending()
+        self.message_user(request, _("Sending resumed; %(n)d runs continue.") % {"n": continued})
 
 
 @admin.register(SESEvent)

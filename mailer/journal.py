@@ -1,12 +1,12 @@
 """Each mail's outcome, kept from the moment SES answers until its batch writes it down.
 
 A send batch writes its outcomes and cursor moves to the database in one
-statement at its end (services.send_delivery_batch). Before it starts the
+statement at its end (sending.batch.send_delivery_batch). Before it starts the
 next send it appends the last one's outcome to the journal of its claim: a
 Redis hash, or, on the embedded default (no Redis, one machine), an
 append-only file under VAR_DIR/journal. A worker killed mid-batch leaves its
 journal behind; the sweeper writes down what it holds
-(services.sweep_expired_claims), so only the mail being sent at that instant
+(sending.recovery.sweep_expired_claims), so only the mail being sent at that instant
 stays of unknown fate.
 
 A journal counts only whole. Its "begin" entry is written before the batch
@@ -48,7 +48,7 @@ return 1
 
 @dataclass(slots=True)
 class Outcome:
-    """How one delivery's send ended: what services._record_outcomes writes."""
+    """How one delivery's send ended: what sending.batch.record_outcomes writes."""
 
     id: int
     subscription_id: int

@@ -178,7 +178,7 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["run", "status"]),
             models.Index(fields=["sent_at"]),
-            # The few unsent rows, which a new run supersedes (services._supersede_older_deliveries).
+            # The few unsent rows, which a new run supersedes (sending.runs._supersede_older_deliveries).
             models.Index(
                 fields=["subscription"], condition=Q(status__in=["pending", "deferred"]), name="delivery_unsent"
             ),

@@ -312,5 +312,5 @@ def quota_summary() -> QuotaSummary:
 
 
 def sending_state() -> SendingState | None:
-    """The one SendingState row (id 1, see services.pause_sending), if any."""
+    """The one SendingState row (id 1, see sending.runs.pause_sending), if any."""
     return SendingState.objects.filter(id=1).first()

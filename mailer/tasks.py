@@ -6,7 +6,8 @@ from datetime import date
 from celery import shared_task
 from django.utils import timezone
 
-from mailer import services
+from mailer import alerts
+from mailer.sending import batch, recovery, runs
 
 
 def _backoff(task) -> int:
@@ -19,11 +20,11 @@ def start_daily_send(self, *, day: str | None = None) -> int | None:
 
     A failed start (the database or SES's quota call unreachable) is tried
     again for about two hours, always for the same day; starting twice is
-    harmless (services.start_daily_send). The sweeper starts it too.
+    harmless (runs.start_daily_send). The sweeper starts it too.
     """
     send_day = date.fromisoformat(day) if day else timezone.localdate()
     try:
-        run = services.start_daily_send(day=send_day)
+        run = runs.start_daily_send(day=send_day)
     except Exception as exc:
         raise self.retry(exc=exc, kwargs={"day": send_day.isoformat()}, countdown=_backoff(self)) from exc
     return run.id if run else None
@@ -33,26 +34,26 @@ def start_daily_send(self, *, day: str | None = None) -> int | None:
 # redelivered batch (worker lost) finds its rows already claimed.
 @shared_task
 def send_delivery_batch(*, ids: list[int]) -> dict:
-    return vars(services.send_delivery_batch(ids=ids))
+    return vars(batch.send_delivery_batch(ids=ids))
 
 
 # Mail to admins is retried for the addresses not reached yet: nobody gets it twice.
 @shared_task(bind=True, max_retries=5)
 def send_run_report(self, *, run_id: int, to: list[str] | None = None) -> int:
     try:
-        return services.send_run_report(run_id=run_id, to=to)
-    except services.AdminMailFailed as exc:
+        return alerts.send_run_report(run_id=run_id, to=to)
+    except alerts.AdminMailFailed as exc:
         raise self.retry(exc=exc, kwargs={"run_id": run_id, "to": exc.unsent}, countdown=_backoff(self)) from exc
 
 
 @shared_task(bind=True, max_retries=5)
 def send_pause_alert(self, *, reason: str, to: list[str] | None = None) -> int:
     try:
-        return services.send_pause_alert(reason=reason, to=to)
-    except services.AdminMailFailed as exc:
+        return alerts.send_pause_alert(reason=reason, to=to)
+    except alerts.AdminMailFailed as exc:
         raise self.retry(exc=exc, kwargs={"reason": reason, "to": exc.unsent}, countdown=_backoff(self)) from exc
 
 
 @shared_task
 def sweep_expired_claims() -> dict:
-    return asdict(services.sweep_sends())
+    return asdict(recovery.sweep_sends())

@@ -6,7 +6,7 @@ read (at most 256 KB of flat JSON), the topic must be one we trust, the
 signing certificate's URL must be SNS's own in the topic's region, and only
 then is the certificate fetched (a few downloads per period, a few
 certificates kept per process) and the signature checked with django-ses's
-verifier. A verified event goes to mailer.services.record_ses_event.
+verifier. A verified event goes to mailer.feedback.record_ses_event.
 """
 
 import json
@@ -25,7 +25,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from django_ses.utils import EventMessageVerifier, is_trusted_sns_subscribe_url
 
-from mailer import services
+from mailer import feedback
 from mailservice import ratelimit
 from mailservice.ratelimit import Rate
 
@@ -203,4 +203,4 @@ class SESEventsView(View):
         if not isinstance(message, dict):
             return
         if message.get("eventType", message.get("notificationType")) in {"Bounce", "Complaint", "Delivery", "Send"}:
-            services.record_ses_event(notification=notification, message=message)
+            feedback.record_ses_event(notification=notification, message=message)

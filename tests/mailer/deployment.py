@@ -24,7 +24,7 @@ from django.db.models import F
 
 from bench.fake_ses import FakeSES
 from mailer.models import Delivery, SendRun
-from mailer.services import UNKNOWN_REASON
+from mailer.sending.reasons import UNKNOWN_REASON
 from tests.conftest import BASE_DIR
 
 TUESDAY = date(2026, 12, 1)

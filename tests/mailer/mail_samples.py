@@ -15,9 +15,10 @@ from django.core import mail
 from django.core.mail import EmailMessage
 from django.urls import reverse
 
-from mailer import questions, services
+from mailer import alerts, questions
 from mailer.emails import absolute_url
 from mailer.models import Delivery, Question, SendRun
+from mailer.sending import reasons, runs
 from subscriptions import services as subscriptions
 from subscriptions.models import Subscription
 from tests.factories import make_subscriber
@@ -53,7 +54,7 @@ def every_mail(*, language: str, settings) -> dict[str, EmailMessage]:
 
     make_subscriber("daily@example.org", language=language)
     make_subscriber("weekly@example.org", language=language, frequency="weekly")
-    run = services.start_daily_send(day=MONDAY)
+    run = runs.start_daily_send(day=MONDAY)
     by_recipient = {message.to[0]: message for message in mail.outbox}
     found["daily"] = by_recipient["daily@example.org"]
     found["weekly"] = by_recipient["weekly@example.org"]
@@ -62,20 +63,20 @@ def every_mail(*, language: str, settings) -> dict[str, EmailMessage]:
     # A report with something to say: a failure and a delivery whose fate is unknown.
     for category, reason in [
         ("backend", "MessageRejected: Email address is not verified."),
-        ("frontend", services.UNKNOWN_REASON + "ReadTimeoutError"),
+        ("frontend", reasons.UNKNOWN_REASON + "ReadTimeoutError"),
     ]:
         subscription = Subscription.objects.get(subscriber__email=newcomer, category=category)
         Delivery.objects.create(
             run=run, subscription=subscription, question_ids=[], status=Delivery.Status.FAILED, reason=reason
         )
-    started = services.send_cutoff(MONDAY)
+    started = runs.send_cutoff(MONDAY)
     SendRun.objects.filter(id=run.id).update(
         started_at=started, finished_at=started + RUN_DURATION, total=run.total + 2
     )
-    services.send_run_report(run_id=run.id, to=[ADMIN])
+    alerts.send_run_report(run_id=run.id, to=[ADMIN])
     found["run_report"] = _only_mail()
 
-    services.send_pause_alert(reason="Complaint rate 0.12% over the last 1000 deliveries (SES reviews at 0.1%).")
+    alerts.send_pause_alert(reason="Complaint rate 0.12% over the last 1000 deliveries (SES reviews at 0.1%).")
     found["sending_paused"] = _only_mail()
     return found
 

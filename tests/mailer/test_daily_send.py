@@ -15,9 +15,10 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from mailer import services
+from mailer import alerts
 from mailer.models import Delivery, Question, SendRun
-from mailer.services import start_daily_send
+from mailer.sending import batch, bulk_sql, daily_email, runs
+from mailer.sending.runs import start_daily_send
 from subscriptions.models import Subscriber, Subscription
 from tests.factories import make_questions, make_subscriber
 
@@ -98,7 +99,7 @@ def test_unpublished_questions_are_passed_over():
 
 def test_subscriptions_activated_after_the_cutoff_start_the_next_send_day():
     make_questions("backend", 3)
-    cutoff = services.send_cutoff(TUESDAY)
+    cutoff = runs.send_cutoff(TUESDAY)
     make_subscriber("early@example.org", activated_at=cutoff - timedelta(minutes=1))
     make_subscriber("late@example.org", activated_at=cutoff + timedelta(minutes=1))
 
@@ -132,13 +133,13 @@ def test_unsubscribed_or_suppressed_before_the_batch_runs_are_skipped(monkeypatc
     make_subscriber("bounced@example.org")
     make_subscriber("ok@example.org")
     # The run's deliveries are created, but no worker takes them yet...
-    monkeypatch.setattr(services, "enqueue_pending_deliveries", lambda *, run_id: 0)
+    monkeypatch.setattr(runs, "enqueue_pending_deliveries", lambda *, run_id: 0)
     run = start_daily_send(day=TUESDAY)
     # ...and meanwhile one subscriber leaves and another address bounces.
     Subscription.objects.filter(subscriber=gone).update(is_active=False)
     suppress_address(email="BOUNCED@example.org", reason="bounce")
 
-    services.send_delivery_batch(ids=list(run.deliveries.values_list("id", flat=True)))
+    batch.send_delivery_batch(ids=list(run.deliveries.values_list("id", flat=True)))
 
     outcomes = dict(Delivery.objects.values_list("subscription__subscriber__email", "reason"))
     assert outcomes["gone@example.org"] == "unsubscribed before the send"
@@ -158,7 +159,7 @@ def test_a_batch_claimed_elsewhere_is_not_sent_again():
     make_subscriber("a@example.org")
     run = start_daily_send(day=TUESDAY)
     ids = list(run.deliveries.values_list("id", flat=True))
-    result = services.send_delivery_batch(ids=ids)  # a redelivered task
+    result = batch.send_delivery_batch(ids=ids)  # a redelivered task
     assert result.claimed == 0
     assert len(mails_to("a@example.org")) == 1
 
@@ -179,7 +180,7 @@ def test_failures_are_recorded_and_retried_from_the_admin_service(ses, settings)
     assert run.status == SendRun.Status.DONE
 
     settings.DEFAULT_FROM_EMAIL = "DailyQ <dailyq@example.com>"
-    assert services.retry_failed_deliveries(run=run) == 1
+    assert runs.retry_failed_deliveries(run=run) == 1
     delivery.refresh_from_db()
     assert delivery.status == "sent" and delivery.ses_message_id
     assert Subscription.objects.get().next_position == 2
@@ -228,7 +229,7 @@ def test_run_report_goes_to_admins_once():
     run = start_daily_send(day=TUESDAY)
     [report] = mails_to("ops@example.org")
     assert "완료 1," in report.subject  # in the site's language, Korean by default
-    assert services.send_run_report(run_id=run.id) == 0
+    assert alerts.send_run_report(run_id=run.id) == 0
 
 
 def test_two_triggers_at_once_make_one_run(postgres):
@@ -299,7 +300,7 @@ def direct_daily_email(delivery, questions):
 
     subscription = delivery.subscription
     subscriber = subscription.subscriber
-    context = services.daily_email_context(category=subscription.category, day=delivery.run.day, questions=questions)
+    context = daily_email.daily_email_context(category=subscription.category, day=delivery.run.day, questions=questions)
     return build_email(
         "daily_question",
         to=subscriber.email,
@@ -326,7 +327,7 @@ def test_shared_render_gives_each_reader_the_mail_a_direct_render_gives(frequenc
     assert deliveries.count() == 3
     bodies = set()
     for delivery in deliveries:
-        picked = [services.Question.objects.get(id=qid) for qid in delivery.question_ids]
+        picked = [Question.objects.get(id=qid) for qid in delivery.question_ids]
         # Tokens carry the second they were signed in: both renders sign in the same one.
         with mock.patch("time.time", return_value=time.time()):
             shared = build_mail(delivery, picked)
@@ -341,7 +342,7 @@ def test_shared_render_gives_each_reader_the_mail_a_direct_render_gives(frequenc
 
 def build_mail(delivery, questions):
     subscriber = delivery.subscription.subscriber
-    return services.build_daily_email(
+    return daily_email.build_daily_email(
         subscriber_id=subscriber.id,
         email=subscriber.email,
         language=subscriber.language,
@@ -377,8 +378,8 @@ def test_outcomes_are_written_only_to_rows_the_claim_still_holds(vendor, monkeyp
     make_questions("backend", 1)
     for name in "abc":
         make_subscriber(f"{name}@example.org")
-    run = SendRun.objects.create(day=TUESDAY, cutoff=services.send_cutoff(TUESDAY))
-    services._create_deliveries(run)  # pending rows, not sent
+    run = SendRun.objects.create(day=TUESDAY, cutoff=runs.send_cutoff(TUESDAY))
+    runs._create_deliveries(run)  # pending rows, not sent
     if vendor != connection.vendor:
         monkeypatch.setattr(connection, "vendor", vendor)
     deliveries = list(run.deliveries.order_by("id"))
@@ -389,7 +390,7 @@ def test_outcomes_are_written_only_to_rows_the_claim_still_holds(vendor, monkeyp
         delivery.status, delivery.reason, delivery.ses_message_id = "sent", f"reason {n}", f"id-{n}"
         delivery.sent_at, delivery.attempts = sent_at - timedelta(seconds=n), n
 
-    written = services._bulk_set(
+    written = bulk_sql.bulk_set(
         Delivery,
         {d.id: (d.status, d.reason, d.ses_message_id, d.sent_at, d.attempts) for d in deliveries},
         ["status", "reason", "ses_message_id", "sent_at", "attempts"],
@@ -407,7 +408,7 @@ def test_outcomes_are_written_only_to_rows_the_claim_still_holds(vendor, monkeyp
 
     subscription = deliveries[0].subscription
     moved = {subscription.id: (7, sent_at)}
-    assert services._bulk_set(Subscription, moved, ["next_position", "last_sent_at"]) == {subscription.id}
+    assert bulk_sql.bulk_set(Subscription, moved, ["next_position", "last_sent_at"]) == {subscription.id}
     subscription.refresh_from_db()
     assert (subscription.next_position, subscription.last_sent_at) == (7, sent_at)
 
@@ -419,12 +420,12 @@ def test_the_end_of_a_run_is_cut_into_smaller_batches_for_every_worker_slot(sett
     make_questions("backend", 1)
     for n in range(60):
         make_subscriber(f"r{n}@example.org")
-    run = SendRun.objects.create(day=TUESDAY, cutoff=services.send_cutoff(TUESDAY))
-    services._create_deliveries(run)
+    run = SendRun.objects.create(day=TUESDAY, cutoff=runs.send_cutoff(TUESDAY))
+    runs._create_deliveries(run)
     batches = []
     monkeypatch.setattr(tasks.send_delivery_batch, "delay", lambda *, ids: batches.append(ids))
 
-    assert services.enqueue_pending_deliveries(run_id=run.id) == len(batches)
+    assert runs.enqueue_pending_deliveries(run_id=run.id) == len(batches)
 
     sizes = [len(ids) for ids in batches]
     assert sorted(i for ids in batches for i in ids) == sorted(run.deliveries.values_list("id", flat=True))
@@ -443,10 +444,10 @@ def test_a_run_gets_one_row_per_due_subscription_however_often_it_is_created(ven
     make_subscriber("front@example.org", categories=["frontend"])  # no frontend questions
     if vendor != connection.vendor:
         monkeypatch.setattr(connection, "vendor", vendor)
-    run = SendRun.objects.create(day=MONDAY, cutoff=services.send_cutoff(MONDAY))
+    run = SendRun.objects.create(day=MONDAY, cutoff=runs.send_cutoff(MONDAY))
 
-    assert services._create_deliveries(run) == 3
-    assert services._create_deliveries(run) == 3  # a second trigger adds nothing
+    assert runs._create_deliveries(run) == 3
+    assert runs._create_deliveries(run) == 3  # a second trigger adds nothing
 
     backend = list(Question.objects.filter(category="backend").order_by("position").values_list("id", flat=True))
     rows = {
@@ -480,11 +481,11 @@ def test_a_batch_reads_the_send_rate_once_not_per_mail(monkeypatch, settings):
 def test_a_pause_over_send_days_mails_each_reader_one_question_on_resume():
     make_questions("backend", 3)
     make_subscriber("a@example.org")
-    services.pause_sending(reason="bounce rate too high")
+    runs.pause_sending(reason="bounce rate too high")
     monday, tuesday = start_daily_send(day=MONDAY), start_daily_send(day=TUESDAY)
     assert mails_to("a@example.org") == []
 
-    services.resume_sending()
+    runs.resume_sending()
 
     assert [m.subject for m in mails_to("a@example.org")] == ["[DailyQ 백엔드] backend question 1"]
     assert Subscription.objects.get().next_position == 2
@@ -508,7 +509,7 @@ def test_a_retry_leaves_out_readers_a_later_run_already_mailed(ses, settings):
     start_daily_send(day=TUESDAY + timedelta(days=1))
     Subscriber.objects.filter(email="b@example.org").update(status=Subscriber.Status.ACTIVE)
 
-    assert services.retry_failed_deliveries(run=monday) == 1  # b's; a's question went out on Tuesday
+    assert runs.retry_failed_deliveries(run=monday) == 1  # b's; a's question went out on Tuesday
 
     statuses = dict(Delivery.objects.filter(run=monday).values_list("subscription__subscriber__email", "status"))
     assert statuses == {"a@example.org": "failed", "b@example.org": "sent"}
@@ -537,8 +538,8 @@ def test_a_day_s_send_reads_each_delivery_a_few_times_not_once_per_batch(postgre
     make_questions("frontend", 1)
     total = seed_subscribers(1000)
     # Yesterday's run, all sent, and the statistics PostgreSQL took of it.
-    monday = SendRun.objects.create(day=MONDAY, cutoff=services.send_cutoff(MONDAY), status=SendRun.Status.DONE)
-    services._create_deliveries(monday)
+    monday = SendRun.objects.create(day=MONDAY, cutoff=runs.send_cutoff(MONDAY), status=SendRun.Status.DONE)
+    runs._create_deliveries(monday)
     monday.deliveries.update(status=Delivery.Status.SENT)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE mailer_delivery")

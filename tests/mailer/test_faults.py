@@ -8,7 +8,9 @@ from django.utils import timezone
 
 from bench.fake_ses import FakeSES
 from mailer.models import Delivery, SendRun
-from mailer.services import UNKNOWN_REASON, claim_lease, start_daily_send, sweep_expired_claims
+from mailer.sending.reasons import UNKNOWN_REASON
+from mailer.sending.recovery import claim_lease, sweep_expired_claims
+from mailer.sending.runs import start_daily_send
 from tests.factories import make_questions, make_subscriber
 from tests.mailer.deployment import TUESDAY, Deployment, assert_nothing_lost_or_doubled
 
@@ -16,12 +18,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_claims_of_lost_workers_are_listed_as_unknown_and_the_run_finishes(monkeypatch):
-    from mailer import services
+    from mailer.sending import runs
 
     make_questions("backend", 1)
     for n in range(3):
         make_subscriber(f"r{n}@example.org")
-    monkeypatch.setattr(services, "enqueue_pending_deliveries", lambda *, run_id: 0)
+    monkeypatch.setattr(runs, "enqueue_pending_deliveries", lambda *, run_id: 0)
     run = start_daily_send(day=TUESDAY)
     # A worker claimed two rows and died before recording anything.
     lost = list(run.deliveries.order_by("id")[:2])

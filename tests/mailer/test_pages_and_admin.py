@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from mailer.models import CategorySettings, Delivery, Question, SendRun
 from mailer.questions import move_question, save_question
-from mailer.services import start_daily_send
+from mailer.sending.runs import start_daily_send
 from subscriptions.links import manage_url
 from tests.factories import make_questions, make_subscriber
 

@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from bench.fake_ses import FakeSES
 from bench.proc import free_port
-from mailer import pacing, services, tasks
+from mailer import alerts, pacing, tasks
 from mailer.journal import Outcome, discard_journal, open_journal, read_journal
 from mailer.models import Delivery, SendRun
-from mailer.services import claim_lease
+from mailer.sending import batch, reasons, recovery, runs
+from mailer.sending.recovery import claim_lease
 from subscriptions.models import Subscription
 from tests.factories import make_questions, make_subscriber
 
@@ -47,25 +48,25 @@ def test_a_start_that_failed_is_started_again_by_the_sweeper(fake_ses, settings,
     settings.AWS_SES_REGION_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"  # SES unreachable: no quota
 
     with pytest.raises(Exception):  # noqa: B017 (botocore's connection error)
-        services.start_daily_send(day=TUESDAY)
+        runs.start_daily_send(day=TUESDAY)
     run = SendRun.objects.get(day=TUESDAY)
     assert (run.status, Delivery.objects.count()) == ("created", 0)  # nothing half-made
-    assert services.requeue_stalled_runs(quiet_for=timedelta(0), today=TUESDAY) == 0  # still unreachable
+    assert recovery.requeue_stalled_runs(quiet_for=timedelta(0), today=TUESDAY) == 0  # still unreachable
 
     settings.AWS_SES_REGION_ENDPOINT_URL = fake_ses.url
-    assert services.requeue_stalled_runs(quiet_for=timedelta(0), today=TUESDAY + timedelta(days=1)) == 0
-    assert services.requeue_stalled_runs(quiet_for=timedelta(0), today=TUESDAY) == 1
+    assert recovery.requeue_stalled_runs(quiet_for=timedelta(0), today=TUESDAY + timedelta(days=1)) == 0
+    assert recovery.requeue_stalled_runs(quiet_for=timedelta(0), today=TUESDAY) == 1
 
     run.refresh_from_db()
     assert run.status == "done"
     assert [m["to"] for m in fake_ses.accepted] == [["a@example.org"]]
-    assert services.requeue_stalled_runs(quiet_for=timedelta(0), today=TUESDAY) == 0
+    assert recovery.requeue_stalled_runs(quiet_for=timedelta(0), today=TUESDAY) == 0
 
 
 def test_admin_mail_that_fails_midway_is_retried_for_the_admins_not_reached(fake_ses, settings, eager_tasks):
     make_questions("backend", 1)
     make_subscriber("a@example.org")
-    run = services.start_daily_send(day=TUESDAY)  # no ADMINS yet: no report
+    run = runs.start_daily_send(day=TUESDAY)  # no ADMINS yet: no report
     settings.ADMINS = [("One", "one@example.org"), ("Two", "two@example.org"), ("Three", "three@example.org")]
     fake_ses.accepted.clear()
     fake_ses.script = ["", "rejected"]  # one's report goes, two's is refused once
@@ -76,7 +77,7 @@ def test_admin_mail_that_fails_midway_is_retried_for_the_admins_not_reached(fake
     assert result.get() == 2  # the retry's count: two and three
     assert fake_ses.refused == ["rejected"]
     assert [m["to"][0] for m in fake_ses.accepted] == ["one@example.org", "two@example.org", "three@example.org"]
-    assert services.send_run_report(run_id=run.id) == 0  # and never again
+    assert alerts.send_run_report(run_id=run.id) == 0  # and never again
 
 
 def test_a_pause_alert_that_fails_midway_reaches_the_others_once(fake_ses, settings):
@@ -117,9 +118,9 @@ def sending_run(readers: int) -> SendRun:
     for n in range(readers):
         make_subscriber(f"r{n}@example.org")
     run = SendRun.objects.create(
-        day=TUESDAY, cutoff=services.send_cutoff(TUESDAY), status="sending", started_at=timezone.now()
+        day=TUESDAY, cutoff=runs.send_cutoff(TUESDAY), status="sending", started_at=timezone.now()
     )
-    services._create_deliveries(run)
+    runs._create_deliveries(run)
     return run
 
 
@@ -131,13 +132,13 @@ def test_a_lost_batch_is_settled_from_its_journal_and_only_the_mail_in_flight_st
     run = sending_run(5)
     claim = lost_claim(run, journaled=2)  # it sent r0 and r1, and was sending r2 when it died
 
-    report = services.sweep_expired_claims()
+    report = recovery.sweep_expired_claims()
 
     assert (report.recovered, report.unknown, report.returned) == (2, 1, 2)
     rows = list(run.deliveries.order_by("id").values_list("status", "reason", "ses_message_id"))
     assert [status for status, _reason, _id in rows] == ["sent", "sent", "failed", "sent", "sent"]
     assert rows[0][2] == f"ses-{run.deliveries.order_by('id').first().id}"
-    assert rows[2][1] == services.UNKNOWN_REASON + "the worker stopped while sending it"
+    assert rows[2][1] == reasons.UNKNOWN_REASON + "the worker stopped while sending it"
     # r3 and r4 were never started: queued again and sent (once); r2 is left alone.
     assert sorted(to for m in fake_ses.accepted for to in m["to"]) == ["r3@example.org", "r4@example.org"]
     cursors = dict(Subscription.objects.values_list("subscriber__email", "next_position"))
@@ -155,7 +156,7 @@ def test_a_lost_batch_without_its_journal_is_all_of_unknown_fate(fake_ses, eager
     claim = lost_claim(run, journaled=2)
     discard_journal(claim)  # Redis restarted without persistence, and the worker died before noticing
 
-    report = services.sweep_expired_claims()
+    report = recovery.sweep_expired_claims()
 
     assert (report.recovered, report.unknown, report.returned) == (0, 3, 0)
     assert set(run.deliveries.values_list("status", flat=True)) == {"failed"}
@@ -174,7 +175,7 @@ def test_a_journal_lost_mid_batch_makes_the_batch_write_down_what_it_sent_at_onc
             seen.update(run.deliveries.order_by("id").values_list("subscription__subscriber__email", "status"))
 
     fake_ses.on_accept = break_things
-    services.send_delivery_batch(ids=list(run.deliveries.values_list("id", flat=True)))
+    batch.send_delivery_batch(ids=list(run.deliveries.values_list("id", flat=True)))
 
     assert seen == {"r0@example.org": "sent", "r1@example.org": "sent",
                     "r2@example.org": "sending", "r3@example.org": "sending"}  # fmt: skip
@@ -193,10 +194,10 @@ def test_each_daily_mail_names_its_delivery_in_a_message_tag_and_its_configurati
     make_questions("backend", 1)
     make_subscriber("a@example.org")
 
-    services.start_daily_send(day=TUESDAY)
+    runs.start_daily_send(day=TUESDAY)
 
     [accepted] = fake_ses.accepted
-    assert accepted["tags"] == {services.DELIVERY_TAG: str(Delivery.objects.get().id)}
+    assert accepted["tags"] == {batch.DELIVERY_TAG: str(Delivery.objects.get().id)}
     assert accepted["configuration_set"] == "dailyq-events"
 
 
@@ -205,7 +206,7 @@ def unknown_delivery(*, claimed_minutes_ago: float) -> Delivery:
     run = sending_run(1)
     run.deliveries.update(
         status="failed",
-        reason=services.UNKNOWN_REASON + "the worker stopped while sending it",
+        reason=reasons.UNKNOWN_REASON + "the worker stopped while sending it",
         claim="lost",
         claimed_at=timezone.now() - timedelta(minutes=claimed_minutes_ago),
     )
@@ -215,7 +216,7 @@ def unknown_delivery(*, claimed_minutes_ago: float) -> Delivery:
 
 def send_events_arrived(minutes_ago: float):
     """Send events were arriving that long ago (another reader's mail, say)."""
-    cache.set(services.LAST_SEND_EVENT_KEY, (timezone.now() - timedelta(minutes=minutes_ago)).timestamp(), None)
+    cache.set(recovery.LAST_SEND_EVENT_KEY, (timezone.now() - timedelta(minutes=minutes_ago)).timestamp(), None)
 
 
 def test_an_unknown_delivery_without_a_send_event_is_sent_again_after_the_grace_period(fake_ses, eager_tasks, settings):
@@ -223,18 +224,18 @@ def test_an_unknown_delivery_without_a_send_event_is_sent_again_after_the_grace_
     delivery = unknown_delivery(claimed_minutes_ago=10)
     send_events_arrived(minutes_ago=1)
 
-    assert services.resend_unknown_deliveries() == 0  # within the grace period
+    assert recovery.resend_unknown_deliveries() == 0  # within the grace period
     assert fake_ses.accepted == []
 
     Delivery.objects.filter(id=delivery.id).update(claimed_at=timezone.now() - timedelta(minutes=16))
-    assert services.resend_unknown_deliveries() == 1
+    assert recovery.resend_unknown_deliveries() == 1
 
     delivery.refresh_from_db()
     assert delivery.status == "sent" and delivery.reason == ""
     assert [m["to"] for m in fake_ses.accepted] == [["r0@example.org"]]
     assert Subscription.objects.get().next_position == 2
     assert SendRun.objects.get().status == "done"
-    assert services.resend_unknown_deliveries() == 0  # once
+    assert recovery.resend_unknown_deliveries() == 0  # once
 
 
 @pytest.mark.parametrize("why", ["send events not configured", "no send event since", "a later run mails it"])
@@ -247,10 +248,10 @@ def test_an_unknown_delivery_is_left_for_an_admin_when_nothing_shows_it_was_lost
         later = SendRun.objects.create(day=TUESDAY + timedelta(days=1), cutoff=timezone.now(), status="done")
         Delivery.objects.create(run=later, subscription=delivery.subscription, status="sent")
 
-    assert services.resend_unknown_deliveries() == 0
+    assert recovery.resend_unknown_deliveries() == 0
 
     delivery.refresh_from_db()
-    assert delivery.status == "failed" and delivery.reason.startswith(services.UNKNOWN_REASON)
+    assert delivery.status == "failed" and delivery.reason.startswith(reasons.UNKNOWN_REASON)
     assert fake_ses.accepted == []
 
 
@@ -262,7 +263,7 @@ def test_the_sweeper_deletes_journal_files_nobody_will_read(settings, tmp_path):
     week_ago = time.time() - 8 * 24 * 3600
     os.utime(tmp_path / "journal" / f"{orphan.claim}.log", (week_ago, week_ago))
 
-    services.sweep_expired_claims()
+    recovery.sweep_expired_claims()
 
     assert [path.stem for path in (tmp_path / "journal").iterdir()] == [fresh.claim]
     orphan.discard()

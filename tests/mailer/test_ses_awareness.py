@@ -16,7 +16,7 @@ from django.urls import reverse
 from bench.fake_ses import FakeSES
 from mailer import pacing, ses
 from mailer.models import Delivery, SendingState, SendRun
-from mailer.services import resume_sending, start_daily_send
+from mailer.sending.runs import resume_sending, start_daily_send
 from subscriptions.models import Subscriber, Subscription
 from tests.conftest import BASE_DIR
 from tests.factories import make_questions, make_subscriber

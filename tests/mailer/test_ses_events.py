@@ -11,9 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django_ses import utils as ses_utils
 
-from mailer import services, webhooks
+from mailer import webhooks
 from mailer.models import Delivery, Question, SendingState, SendRun, SESEvent, Suppression
-from mailer.services import resume_sending
+from mailer.sending import reasons, recovery
+from mailer.sending.runs import resume_sending
 from subscriptions.models import Subscriber, Subscription
 from tests.factories import make_questions, make_subscriber
 from tests.mailer import sns as sns_side
@@ -286,7 +287,7 @@ def delivery_of_unknown_fate(email="lost@example.org", *, status="failed", claim
         subscription=subscriber.subscriptions.get(),
         question_ids=question_ids,
         status=status,
-        reason=services.UNKNOWN_REASON + "the worker stopped while sending it" if status == "failed" else "",
+        reason=reasons.UNKNOWN_REASON + "the worker stopped while sending it" if status == "failed" else "",
         claim="lost",
         claimed_at=claimed_at or timezone.now(),
     )
@@ -300,7 +301,7 @@ def test_a_send_event_turns_a_delivery_of_unknown_fate_into_sent_and_moves_the_c
     assert post(client, payload).status_code == 200  # SNS delivers at least once
 
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.reason) == ("sent", services.CONFIRMED_REASON)
+    assert (delivery.status, delivery.reason) == ("sent", reasons.CONFIRMED_REASON)
     assert delivery.ses_message_id == "ses-accepted-1"
     assert delivery.sent_at == datetime(2026, 12, 1, 0, 0, 5, 120000, tzinfo=UTC)
     subscription = delivery.subscription
@@ -320,7 +321,7 @@ def test_a_send_event_for_a_mail_whose_worker_died_settles_it_when_the_claim_exp
     delivery.refresh_from_db()
     assert delivery.status == "sending"  # its batch may still be writing it down
 
-    report = services.sweep_sends()  # no journal: the worker is gone
+    report = recovery.sweep_sends()  # no journal: the worker is gone
 
     assert (report.unknown, report.confirmed) == (1, 1)
     delivery.refresh_from_db()

@@ -25,9 +25,9 @@ from django.urls import reverse
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from mailer.feedback import record_ses_event
 from mailer.models import Suppression
 from mailer.selectors import is_suppressed
-from mailer.services import record_ses_event
 from mailer.suppressions import suppress_address
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Subscriber

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from mailer.emails import _PLAIN_ADDRESS, SUBJECT_MAX_LENGTH
 from mailer.models import Question
-from mailer.services import build_daily_email
+from mailer.sending.daily_email import build_daily_email
 from tests.factories import make_questions, make_subscriber
 from tests.properties.strategies import (
     INJECTIONS,

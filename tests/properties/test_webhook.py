@@ -21,8 +21,8 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from mailer import webhooks
+from mailer.feedback import record_ses_event
 from mailer.models import Delivery, SendRun, SESEvent, Suppression
-from mailer.services import record_ses_event
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Subscriber, Subscription
 from tests.factories import make_subscriber

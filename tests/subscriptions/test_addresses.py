@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
+from mailer.feedback import record_ses_event
 from mailer.models import Suppression
 from mailer.selectors import is_suppressed
-from mailer.services import record_ses_event
 from mailer.suppressions import suppress_address
 from subscriptions import importing
 from subscriptions.addresses import canonical_email

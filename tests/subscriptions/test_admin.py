@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailer.models import CategorySettings, Suppression
-from mailer.services import plan_daily_send, start_daily_send
+from mailer.sending.runs import plan_daily_send, start_daily_send
 from subscriptions.models import Subscriber, Subscription, Verification
 from tests.factories import make_questions
 from tests.subscriptions.conftest import mails_to

@@ -12,7 +12,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from mailer.services import start_daily_send
+from mailer.sending.runs import start_daily_send
 from subscriptions import services
 from subscriptions.models import Subscriber, Subscription
 from tests.factories import LONG_AGO, make_questions, make_subscriber

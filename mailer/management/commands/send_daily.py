@@ -4,8 +4,9 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from mailer import selectors, services
+from mailer import selectors
 from mailer.models import SendRun
+from mailer.sending import runs
 
 
 class Command(BaseCommand):
@@ -25,9 +26,9 @@ class Command(BaseCommand):
     def handle(self, *args, day, dry_run, wait, timeout, **options):
         day = day or timezone.localdate()
         if dry_run:
-            self._print_plan(services.plan_daily_send(day=day))
+            self._print_plan(runs.plan_daily_send(day=day))
             return
-        run = services.start_daily_send(day=day)
+        run = runs.start_daily_send(day=day)
         if run is None:
             self.stdout.write(f"{day:%Y-%m-%d} ({day:%A}) is not a send day: nothing to send.")
             return

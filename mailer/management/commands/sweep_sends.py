@@ -3,7 +3,7 @@ from dataclasses import asdict
 
 from django.core.management.base import BaseCommand
 
-from mailer.services import sweep_sends
+from mailer.sending.recovery import sweep_sends
 
 
 class Command(BaseCommand):
