@@ -266,11 +266,9 @@ def run_pipeline(args, ses: SESProcess, *, rate: float, label: str, expected: in
         services._create_deliveries, services.enqueue_pending_deliveries = original_create, original_enqueue
 
         deadline = time.monotonic() + args.timeout
-        polls = 0
         with connection.execute_wrapper(poll_counter):
             while True:
                 run.refresh_from_db(fields=["status", "finished_at", "total"])
-                polls += 1
                 if run.status == SendRun.Status.DONE:
                     break
                 if time.monotonic() > deadline:
