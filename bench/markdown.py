@@ -8,7 +8,7 @@ Each text is one unit repeated up to the size, rendered three times (the
 median is printed; the render cache is bypassed). `--unbounded` also times
 Python-Markdown with the same extensions but without DailyQ's bounded link
 scanning, which is what ran before; at 20,000 characters some of those take
-minutes. Figures: bench/README.md, "Markdown".
+minutes. Figures: bench/README.md, and docs/bench-history.md, "Markdown".
 """
 
 import argparse

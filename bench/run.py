@@ -23,7 +23,6 @@ with its own Celery queue, so tests running beside it are not disturbed.
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
+from bench.harness import NotReady, Process, python_command, start_process, start_worker, stop_all, wait_until
 from bench.proc import (
     busy_seconds,
     busy_share,
@@ -142,51 +142,42 @@ def bench_env(args, ses_url: str, *, rate: float) -> dict:
 
 
 class Workers:
+    """The bench's W Celery workers (bench.harness), each logging to OUT_DIR."""
+
     def __init__(self, args, env: dict, label: str):
         self.args = args
         self.env = env
         self.label = label
-        self.processes: list[subprocess.Popen] = []
-        self.logs = []
+        self.processes: list[Process] = []
 
     def start(self) -> "Workers":
         import redis
 
         client = redis.Redis.from_url(self.args.redis_url)
         client.delete("bench:ready")
-        OUT_DIR.mkdir(parents=True, exist_ok=True)
         for n in range(self.args.workers):
-            log = open(OUT_DIR / f"worker-{self.label}-{n}.log", "w")  # noqa: SIM115 (closed in stop)
-            self.logs.append(log)
             self.processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "mailservice",
-                        "worker",
-                        "-I",
-                        "bench.instrument",
-                        f"--pool={self.args.pool}",
-                        f"--concurrency={self.args.concurrency}",
-                        "--loglevel=WARNING",
-                        f"--hostname=bench{n}@%h",
-                    ],
-                    cwd=BASE_DIR,
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                start_worker(
+                    self.env,
+                    include=["bench.instrument"],
+                    pool=self.args.pool,
+                    concurrency=self.args.concurrency,
+                    hostname=f"bench{n}@%h",
+                    log=OUT_DIR / f"worker-{self.label}-{n}.log",
+                    new_session=True,
                 )
             )
-        deadline = time.monotonic() + 60
-        while client.hlen("bench:ready") < len(self.processes):
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
-                self.stop()
-                raise RuntimeError(f"workers did not start; see {OUT_DIR}/worker-{self.label}-*.log")
-            time.sleep(0.2)
+        # bench.instrument marks each worker in bench:ready once it consumes.
+        try:
+            wait_until(
+                lambda: client.hlen("bench:ready") >= len(self.processes),
+                timeout=60,
+                processes=self.processes,
+                what="consuming",
+            )
+        except NotReady as error:
+            self.stop()
+            raise RuntimeError(f"workers did not start; see {OUT_DIR}/worker-{self.label}-*.log") from error
         return self
 
     @property
@@ -216,18 +207,8 @@ class Workers:
         return report
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for log in self.logs:
-            log.close()
-        self.processes, self.logs = [], []
+        stop_all(self.processes, timeout=60)
+        self.processes = []
 
 
 # --- phases ----------------------------------------------------------------------------------
@@ -285,11 +266,9 @@ def run_pipeline(args, ses: SESProcess, *, rate: float, label: str, expected: in
         runs._create_deliveries, runs.enqueue_pending_deliveries = original_create, original_enqueue
 
         deadline = time.monotonic() + args.timeout
-        polls = 0
         with connection.execute_wrapper(poll_counter):
             while True:
                 run.refresh_from_db(fields=["status", "finished_at", "total"])
-                polls += 1
                 if run.status == SendRun.Status.DONE:
                     break
                 if time.monotonic() > deadline:
@@ -438,18 +417,18 @@ def run_ceiling(args, ses: SESProcess, *, count: int, template: Path) -> dict:
     offset = 0
     for share in shares:
         processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
+            start_process(
+                "ceiling",
+                python_command(
                     "-m",
                     "bench.ceiling",
                     f"--count={share}",
                     f"--threads={threads}",
                     f"--template={template}",
                     f"--offset={offset}",
-                ],
-                cwd=BASE_DIR,
-                env=env,
+                ),
+                env,
+                output=None,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,

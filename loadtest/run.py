@@ -33,7 +33,6 @@ import re
 import resource
 import secrets
 import shutil
-import signal
 import socketserver
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from bench.fake_ses import FakeSES
+from bench.harness import Process, python_command, start_process, worker_command
 from bench.proc import cpu_seconds, free_port, machine_cpu, percentile, process_tree, wait_for_quiet
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -203,54 +203,32 @@ def manage_py(env: dict, *arguments: str) -> None:
 
 
 class Service:
-    """A child process in a session of its own, logging to a file."""
+    """A child process (bench.harness) in a session of its own, logging to a file."""
 
     def __init__(self, name: str, command: list[str], env: dict, log_dir: Path):
         self.name = name
         self.command = command
         self.env = env
         self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-        self._log = None
+        self.process: Process | None = None
 
     def start(self) -> "Service":
-        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(  # noqa: S603 (our own interpreter)
-            self.command,
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.process = start_process(self.name, self.command, self.env, log=self.log_path, new_session=True)
         return self
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.process is not None and self.process.alive()
 
     def pids(self) -> list[int]:
         return process_tree(self.process.pid) if self.alive() else []
 
     def stop(self, timeout: float = 20) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            # SIGTERM: gunicorn stops its workers gracefully, Celery does a warm shutdown.
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                print(f"  {self.name} did not stop in {timeout:.0f} s; killing its process group", flush=True)
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        if self._log:
-            self._log.close()
+        # SIGTERM: gunicorn stops its workers gracefully, Celery does a warm shutdown.
+        if self.process is not None and self.process.stop(timeout):
+            print(f"  {self.name} did not stop in {timeout:.0f} s; killed its process group", flush=True)
 
     def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return self.process.tail(lines) if self.process is not None else ""
 
 
 # --- the mailbox: codes from the fake SES ---------------------------------------------------
@@ -818,8 +796,7 @@ def main(argv=None) -> int:
     mailbox = Mailbox(ses).start()
     env = app_env(args, port=port, ses_url=ses.url, static_root=str(static_root), var_dir=str(scratch / "var"))
 
-    gunicorn_command = [
-        sys.executable,
+    gunicorn_command = python_command(
         "-m",
         "gunicorn",
         "mailservice.wsgi:application",
@@ -830,23 +807,15 @@ def main(argv=None) -> int:
         "--no-control-socket",
         "--log-level",
         "warning",
-    ]
+    )
     if args.gunicorn_threads > 1:
         gunicorn_command += ["--worker-class", "gthread", "--threads", str(args.gunicorn_threads)]
-    celery_command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "mailservice",
-        "worker",
-        f"--pool={args.celery_pool}",
-        f"--concurrency={args.celery_concurrency}",
-        "--loglevel=WARNING",
-        "--hostname=loadtest@%h",
-        "--without-gossip",
-        "--without-mingle",
-    ]
+    celery_command = worker_command(
+        pool=args.celery_pool,
+        concurrency=args.celery_concurrency,
+        hostname="loadtest@%h",
+        options=["--without-gossip", "--without-mingle"],
+    )
     gunicorn = Service("gunicorn", gunicorn_command, env, scratch)
     worker = Service("celery", celery_command, env, scratch)
     services = [gunicorn, worker]

@@ -1,18 +1,16 @@
 """A real Celery worker process taking tasks from the Redis broker."""
 
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 from django.core.cache import cache
 
+from bench.harness import start_worker
 from mailservice.services import HEARTBEAT_CACHE_KEY
 from mailservice.tasks import record_heartbeat as record_heartbeat_task
-from tests.conftest import BASE_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -37,21 +35,9 @@ def worker(redis_url, settings):
         "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
     }
     cache.delete(HEARTBEAT_CACHE_KEY)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mailservice", "worker", "--concurrency=1", "--loglevel=INFO"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start_worker(env, concurrency=1, loglevel="INFO", output=subprocess.PIPE, text=True)
     yield queue, process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    process.stop(timeout=30)
 
 
 def test_worker_announces_itself_and_runs_tasks_sent_from_another_process(worker):

@@ -9,10 +9,8 @@ of its own): the test process then reads the SQLite file directly.
 import contextlib
 import json
 import os
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -23,6 +21,7 @@ from django.db import connection
 from django.db.models import F
 
 from bench.fake_ses import FakeSES
+from bench.harness import Process, python_command, start_process, start_worker, stop_all
 from mailer.models import Delivery, SendRun
 from mailer.sending.reasons import UNKNOWN_REASON
 from tests.conftest import BASE_DIR
@@ -88,7 +87,7 @@ class Deployment:
                 self.env.pop(name, None)
             self.env["VAR_DIR"] = str(embedded_in)
             self.manage("migrate", "--noinput")
-        self.workers: list[subprocess.Popen] = []
+        self.workers: list[Process] = []
         self.webhook: Webhook | None = None
         self.lease = soft_limit + 3
         self.sweeps: list[tuple[float, dict]] = []  # (when, what the sweep reported)
@@ -96,19 +95,20 @@ class Deployment:
 
     # -- processes --
 
-    def start_worker(self, concurrency=3, pool="prefork"):
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "mailservice", "worker", f"--pool={pool}",
-             f"--concurrency={concurrency}", "--loglevel=ERROR",
-             f"--hostname=fault{len(self.workers)}-{uuid.uuid4().hex[:4]}@%h"],
-            cwd=BASE_DIR, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+    def start_worker(self, concurrency=3, pool="prefork") -> Process:
+        worker = start_worker(
+            self.env,
+            pool=pool,
+            concurrency=concurrency,
+            loglevel="ERROR",
+            hostname=f"fault{len(self.workers)}-{uuid.uuid4().hex[:4]}@%h",
+        )
         self.workers.append(worker)
         return worker
 
     def manage(self, *args, timeout=120) -> str:
         done = subprocess.run(
-            [sys.executable, "manage.py", *args],
+            python_command("manage.py", *args),
             cwd=BASE_DIR, env=self.env, check=True, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
         return done.stdout
@@ -139,11 +139,15 @@ class Deployment:
         pem = Path(self.env.get("VAR_DIR") or BASE_DIR / "var") / f"sns-{uuid.uuid4().hex[:8]}.pem"
         pem.parent.mkdir(parents=True, exist_ok=True)
         pem.write_bytes(cert_pem)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.mailer.webhook_process", str(pem)],
-            cwd=BASE_DIR, env={**self.env, "AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS": topic},
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        process = start_process(
+            "webhook",
+            python_command("-m", "tests.mailer.webhook_process", str(pem)),
+            {**self.env, "AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS": topic},
+            output=None,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.webhook = Webhook(process, pem)
         return self.webhook
 
@@ -177,15 +181,7 @@ class Deployment:
     def stop(self):
         if self.webhook:
             self.webhook.close()
-        for worker in self.workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in self.workers:
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        stop_all(self.workers, timeout=30)
 
     # -- what the deployment's database holds --
 
@@ -225,7 +221,7 @@ class Deployment:
 class Webhook:
     """A deployment's webhook process: `publish` hands it one SNS notification."""
 
-    def __init__(self, process: subprocess.Popen, pem: Path):
+    def __init__(self, process: Process, pem: Path):
         self.process = process
         self.pem = pem
         self.published = 0

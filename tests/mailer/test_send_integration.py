@@ -3,10 +3,8 @@ PostgreSQL, started by `manage.py send_daily` as cron would, mailing through
 django-ses to the SES emulator."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from datetime import date
@@ -15,6 +13,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
+from bench.harness import start_worker, stop_all, wait_until
 from mailer.models import Delivery, Question, SendRun
 from mailservice.services import HEARTBEAT_CACHE_KEY
 from subscriptions.models import Subscription
@@ -53,36 +52,13 @@ def worker_env(postgres, redis_url, ses, settings):
 
 @pytest.fixture
 def workers(worker_env):
+    # Both pools: prefork, and the threads the deployment docs recommend.
     processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "mailservice",
-                "worker",
-                # Both pools: prefork, and the threads the deployment docs recommend.
-                *(["--pool=prefork", "--concurrency=2"] if n == 0 else ["--pool=threads", "--concurrency=8"]),
-                "--loglevel=WARNING",
-                f"--hostname=send{n}@%h",
-            ],
-            cwd=BASE_DIR,
-            env=worker_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for n in range(2)
+        start_worker(worker_env, pool="prefork", concurrency=2, hostname="send0@%h"),
+        start_worker(worker_env, pool="threads", concurrency=8, hostname="send1@%h"),
     ]
     yield processes
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_all(processes, timeout=30)
 
 
 def send_daily(env):
@@ -150,29 +126,21 @@ def database_sessions() -> int:
 def test_a_worker_keeps_its_database_connection_from_batch_to_batch(worker_env, ses):
     # Celery's Django fixup closes every connection around every task unless
     # CELERY_DB_REUSE_MAX is set: each batch then paid for a new PostgreSQL
-    # session (bench/README.md). One worker thread sends ten batches here.
+    # session. One worker thread sends ten batches here.
     make_questions("backend", 3)
     for n in range(40):
         make_subscriber(f"reader{n}@example.org")
     env = {**worker_env, "SEND_BATCH_SIZE": "4", "SEND_PARALLELISM": "1"}
     cache.delete(HEARTBEAT_CACHE_KEY)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mailservice", "worker", "--pool=threads", "--concurrency=1",
-         "--loglevel=WARNING", f"--hostname=reuse-{uuid.uuid4().hex[:4]}@%h"],
-        cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    worker = start_worker(env, pool="threads", concurrency=1, hostname=f"reuse-{uuid.uuid4().hex[:4]}@%h")
     try:
         # The worker's first heartbeat (a task) says it is consuming.
-        for _ in range(300):
-            if cache.get(HEARTBEAT_CACHE_KEY):
-                break
-            time.sleep(0.2)
+        wait_until(lambda: cache.get(HEARTBEAT_CACHE_KEY), timeout=60, processes=[worker], what="consuming")
         before = database_sessions()
         result = send_daily(env)
         opened = database_sessions() - before
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
+        worker.stop(timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
     assert Counter(Delivery.objects.values_list("status", flat=True)) == {"sent": 40}
     assert len(ses.messages()) == 40
