@@ -1,8 +1,12 @@
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.http import require_safe
 
+from mailer import archive as archive_reads
+from mailer.emails import absolute_url
+from mailer.forms import SearchForm
 from mailer.markdown import render_markdown
 from mailer.models import Question
 from subscriptions.models import Category
@@ -21,6 +25,8 @@ def question(request, pk):
             "question": item,
             "category_label": Category(item.category).label,
             "question_html": render_markdown(item.question_md),
+            "summary": archive_reads.question_summary(item),
+            "share_url": absolute_url(reverse("mailer:question", args=[item.pk])),
             "answer_html": render_markdown(item.answer_md),
             "previous": siblings.filter(position__lt=item.position).order_by("-position").first(),
             "next": siblings.filter(position__gt=item.position).order_by("position").first(),
@@ -32,7 +38,12 @@ def question(request, pk):
 def archive(request, category):
     if category not in Category.values:
         raise Http404("No such category.")
-    questions = Question.objects.filter(category=category, is_published=True).order_by("position")
+    form = SearchForm(request.GET)
+    # A query too long is refused with its reason, and stays in the box to be shortened.
+    query = form.cleaned_data["q"].strip() if form.is_valid() else ""
+    questions = (
+        archive_reads.archive_questions(category=category, query=query) if form.is_valid() else Question.objects.none()
+    )
     page = Paginator(questions.only("id", "title", "position"), ARCHIVE_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -42,5 +53,8 @@ def archive(request, category):
             "category_label": Category(category).label,
             "page": page,
             "categories": Category.choices,
+            "form": form,
+            "query": query,
         },
+        status=200 if form.is_valid() else 400,
     )

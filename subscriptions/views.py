@@ -8,11 +8,13 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from mailer.archive import landing_facts
 from mailer.selectors import received_questions
 from mailservice.http import client_ip
 from mailservice.ratelimit import RateLimited
@@ -37,7 +39,8 @@ def _bad_link(request):
 
 @require_safe
 def landing(request):
-    return render(request, "subscriptions/landing.html", {"form": SubscribeForm()})
+    facts = landing_facts(day=timezone.localdate())
+    return render(request, "subscriptions/landing.html", {"form": SubscribeForm(), **facts})
 
 
 @require_safe

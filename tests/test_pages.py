@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 
-def test_landing_page_says_what_dailyq_is(client):
+def test_landing_page_says_what_dailyq_is(client, db):
     response = client.get(reverse("subscriptions:landing"))
     assert response.status_code == 200
     page = response.content.decode()
@@ -13,7 +13,7 @@ def test_landing_page_says_what_dailyq_is(client):
     assert '<meta name="viewport"' in page
 
 
-def test_pages_carry_the_security_headers(client):
+def test_pages_carry_the_security_headers(client, db):
     response = client.get(reverse("subscriptions:landing"))
     policy = response["Content-Security-Policy"]
     assert "default-src 'self'" in policy

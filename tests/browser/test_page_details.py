@@ -83,7 +83,8 @@ def test_wrapped_option_text_stays_beside_its_control(make_page, landing_url, vi
             assert line["left"] >= label["controlRight"], f"{label['text']!r} runs under its control: {label}"
 
 
-def test_cards_have_no_empty_space_above_their_first_line(page, landing_url):
+def test_cards_have_no_empty_space_above_their_first_line(page, landing_url, transactional_db):
+    make_questions("backend", 1)  # the landing page's second card is the day's sample question
     page.goto(landing_url)
 
     gaps = page.evaluate(

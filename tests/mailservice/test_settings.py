@@ -295,6 +295,9 @@ def test_gunicorn_reads_the_env_file(tmp_path):
     port = free_port()
     env_file = write_env_file(tmp_path, "SITE_URL=http://links.example:8123\n")
     clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VAR_DIR": str(tmp_path / "var")}
+    # The landing page reads the question bank, so its database needs its tables.
+    migrated = run_python(["manage.py", "migrate", "--no-input"], {"DAILYQ_ENV_FILE": env_file}, tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "mailservice.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
         cwd=BASE_DIR,
