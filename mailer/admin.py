@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
@@ -72,8 +72,8 @@ class QuestionForm(forms.ModelForm):
         # The position is not edited as a model field: `move_to` is applied by move_question,
         # which keeps (category, position) unique while the others shift.
         fields = [
-            "category", "title", "question_md", "answer_md", "is_published", "source_key",
-            "license", "license_url", "attribution",
+            "category", "title", "question_md", "answer_md", "title_en", "question_md_en", "answer_md_en",
+            "is_published", "source_key", "license", "license_url", "attribution",
         ]  # fmt: skip
 
     def __init__(self, *args, **kwargs):
@@ -96,12 +96,12 @@ class QuestionAdmin(admin.ModelAdmin):
     list_display = ("position", "title", "category", "is_published", "updated_at")
     list_display_links = ("title",)
     list_filter = ("category", "is_published")
-    search_fields = ("title", "source_key")
+    search_fields = ("title", "title_en", "source_key")
     ordering = ("category", "position")
     readonly_fields = ("preview",)
     fields = (
-        "category", "move_to", "title", "question_md", "answer_md", "is_published", "source_key",
-        "license", "license_url", "attribution", "preview",
+        "category", "move_to", "title", "question_md", "answer_md", "title_en", "question_md_en", "answer_md_en",
+        "is_published", "source_key", "license", "license_url", "attribution", "preview",
     )  # fmt: skip
     actions = ["publish", "unpublish"]
 
@@ -109,11 +109,15 @@ class QuestionAdmin(admin.ModelAdmin):
     def preview(self, question):
         if not question.pk:
             return "—"
-        return format_html(
-            '<div class="dailyq-preview"><h3>{}</h3>{}<hr>{}</div>',
-            question.title,
-            render_markdown(question.question_md),
-            render_markdown(question.answer_md),
+        texts = [[getattr(question, name) for name in selectors.text_fields(lang)] for lang in selectors.TEXT_LANGUAGES]
+        return format_html_join(
+            "",
+            '<div class="dailyq-preview" lang="{}"><h3>{}</h3>{}<hr>{}</div>',
+            (
+                (lang, title, render_markdown(question_md), render_markdown(answer_md))
+                for lang, (title, question_md, answer_md) in zip(selectors.TEXT_LANGUAGES, texts, strict=True)
+                if title
+            ),
         )
 
     def save_model(self, request, obj, form, change):

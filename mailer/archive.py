@@ -21,12 +21,13 @@ from django.db.models.functions import Greatest
 from mailer.emails import plain_text
 from mailer.markdown import render_markdown
 from mailer.models import Question
+from mailer.selectors import question_text
 from subscriptions.models import Category, Subscriber, Subscription
 
 # Bounds a query's cost: the longest query and the most words matched.
 SEARCH_MAX_LENGTH = 100
 SEARCH_MAX_WORDS = 8
-SEARCHED_FIELDS = ("title", "question_md", "answer_md")
+SEARCHED_FIELDS = ("title", "question_md", "answer_md", "title_en", "question_md_en", "answer_md_en")
 FEED_SIZE = 50
 SUMMARY_LENGTH = 300
 # The landing page's facts are read from the cache for this long, so a busy
@@ -70,17 +71,18 @@ def _rank(questions: QuerySet[Question], words: list[str]) -> QuerySet[Question]
     """The one place where the database matters: how matches are ordered."""
     if connection.vendor == "postgresql":
         # How closely each word matches some part of the title (pg_trgm's word_similarity).
-        scores = [TrigramWordSimilarity(word, "title") for word in words]
+        scores = [TrigramWordSimilarity(word, title) for word in words for title in ("title", "title_en")]
         rank = Greatest(*scores) if len(scores) > 1 else scores[0]
         return questions.annotate(rank=rank).order_by("-rank", "position")
-    in_title = reduce(and_, (Q(title__icontains=word) for word in words))
+    in_title = reduce(and_, (Q(title__icontains=word) | Q(title_en__icontains=word) for word in words))
     rank = Case(When(in_title, then=Value(1)), default=Value(0), output_field=IntegerField())
     return questions.annotate(rank=rank).order_by("-rank", "position")
 
 
-def question_summary(question: Question, *, length: int = SUMMARY_LENGTH) -> str:
-    """The question as plain text on one line (its details, else its title), never its answer."""
-    text = plain_text(render_markdown(question.question_md)) or question.title
+def question_summary(question: Question, *, language: str = "ko", length: int = SUMMARY_LENGTH) -> str:
+    """The question in `language` as plain text on one line (its details, else its title), never its answer."""
+    shown = question_text(question, language)
+    text = plain_text(render_markdown(shown.question_md)) or shown.title
     if len(text) <= length:
         return text
     return text[: length - 1].rstrip() + "…"
@@ -91,7 +93,17 @@ def feed_questions(*, category: str) -> list[Question]:
     return list(
         Question.objects.filter(category=category, is_published=True)
         .order_by("-created_at", "-position")
-        .only("id", "category", "position", "title", "question_md", "created_at", "updated_at")[:FEED_SIZE]
+        .only(
+            "id",
+            "category",
+            "position",
+            "title",
+            "question_md",
+            "title_en",
+            "question_md_en",
+            "created_at",
+            "updated_at",
+        )[:FEED_SIZE]
     )
 
 
@@ -115,30 +127,38 @@ class SampleQuestion:
     category: str
     title: str
     summary: str
+    language: str
 
     @property
     def category_label(self) -> str:
         return Category(self.category).label
 
 
-def sample_question(*, day: date) -> SampleQuestion | None:
-    """The day's sample question (cached), or None while nothing is published."""
+def sample_question(*, day: date, language: str = "ko") -> SampleQuestion | None:
+    """The day's sample question in `language` (cached), or None while nothing is published."""
     return cache.get_or_set(
-        f"landing:sample:{day.isoformat()}", lambda: pick_sample_question(day=day), LANDING_CACHE_SECONDS
+        f"landing:sample:{day.isoformat()}:{language}",
+        lambda: pick_sample_question(day=day, language=language),
+        LANDING_CACHE_SECONDS,
     )
 
 
-def pick_sample_question(*, day: date) -> SampleQuestion | None:
+def pick_sample_question(*, day: date, language: str = "ko") -> SampleQuestion | None:
     """One published question per day, in turn through the bank: the same all day for everyone."""
     ids = list(Question.objects.filter(is_published=True).order_by("category", "position").values_list("id", flat=True))
     if not ids:
         return None
     question = Question.objects.get(id=ids[day.toordinal() % len(ids)])
+    shown = question_text(question, language)
     return SampleQuestion(
-        id=question.id, category=question.category, title=question.title, summary=question_summary(question)
+        id=question.id,
+        category=question.category,
+        title=shown.title,
+        summary=question_summary(question, language=language),
+        language=shown.language,
     )
 
 
-def landing_facts(*, day: date) -> dict:
+def landing_facts(*, day: date, language: str = "ko") -> dict:
     """What the landing page shows besides the form: how many read DailyQ, and the day's sample question."""
-    return {"active_readers": active_readers(), "sample_question": sample_question(day=day)}
+    return {"active_readers": active_readers(), "sample_question": sample_question(day=day, language=language)}

@@ -44,11 +44,18 @@ class Question(models.Model):
 
     category = models.CharField(_("category"), max_length=16, choices=Category)
     position = models.PositiveIntegerField(_("position"))
-    title = models.CharField(_("title"), max_length=300)
+    # The Korean text and the English one; a question has one or both (the
+    # constraints below), and mailer.selectors.question_text picks one for a reader.
+    title = models.CharField(_("title"), max_length=300, blank=True)
     # Bounded for the time a render takes; no database constraint, so rows stored
     # before the bound stay readable (they are shown as plain text).
     question_md = models.TextField(_("question details (Markdown)"), blank=True, validators=[validate_markdown_size])
-    answer_md = models.TextField(_("answer (Markdown)"), validators=[validate_markdown_size])
+    answer_md = models.TextField(_("answer (Markdown)"), blank=True, validators=[validate_markdown_size])
+    title_en = models.CharField(_("title (English)"), max_length=300, blank=True)
+    question_md_en = models.TextField(
+        _("question details (Markdown, English)"), blank=True, validators=[validate_markdown_size]
+    )
+    answer_md_en = models.TextField(_("answer (Markdown, English)"), blank=True, validators=[validate_markdown_size])
     is_published = models.BooleanField(_("published"), default=True)
     # Where the question came from ("starter:backend/001-http.md", an import path):
     # re-importing the same source updates instead of duplicating.
@@ -70,10 +77,26 @@ class Question(models.Model):
         ordering = ["category", "position"]
         constraints = [
             models.UniqueConstraint(fields=["category", "position"], name="question_unique_position"),
+            # Each language's text is whole (a title and an answer) or absent, and one language is there.
+            models.CheckConstraint(
+                condition=Q(title="", question_md="", answer_md="") | (~Q(title="") & ~Q(answer_md="")),
+                name="question_korean_text_whole",
+                violation_error_message=_("The Korean text needs both a title and an answer, or neither."),
+            ),
+            models.CheckConstraint(
+                condition=Q(title_en="", question_md_en="", answer_md_en="") | (~Q(title_en="") & ~Q(answer_md_en="")),
+                name="question_english_text_whole",
+                violation_error_message=_("The English text needs both a title and an answer, or neither."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(title="") | ~Q(title_en=""),
+                name="question_has_text",
+                violation_error_message=_("A question needs its text in Korean, in English, or in both."),
+            ),
         ]
 
     def __str__(self):
-        return f"[{self.get_category_display()} #{self.position}] {self.title}"
+        return f"[{self.get_category_display()} #{self.position}] {self.title or self.title_en}"
 
 
 class CategorySettings(models.Model):

@@ -18,6 +18,7 @@ from django.utils import timezone
 from mailer.markdown import list_markdown_changes
 from mailer.models import CategorySettings, Question
 from mailer.question_files import FileProblem, read_question_folder
+from mailer.selectors import TEXT_LANGUAGES, text_fields
 from subscriptions.models import Category, Subscription
 
 STARTER_QUESTIONS_DIR = Path(__file__).resolve().parent / "starter_questions"
@@ -76,6 +77,7 @@ def import_questions(
     license: str = "",
     license_url: str = "",
     attribution: str = "",
+    language: str = "ko",
 ) -> QuestionImportReport:
     """Add the questions of a folder to the end of `category`'s sequence.
 
@@ -86,11 +88,18 @@ def import_questions(
     skipped; files the site shows differently from their text are listed
     with what changes. `license` (an SPDX identifier such as CC-BY-SA-4.0,
     or a name with `license_url`) and `attribution` are shown under each
-    answer. With `dry_run` nothing is written; with `update=False` known
-    questions are left untouched.
+    answer. With `dry_run` nothing is written; with `update=False` the text
+    of known questions is left as it is, but a language they lack is added.
+
+    `language` says whose text the files hold ("ko" or "en"): a known
+    question gets that language's text beside the other one, and a new one
+    is added with that language only. An English import of known questions
+    sets their credit only when it is given.
     """
     if category not in Category.values:
         raise ValueError(f"Unknown category {category!r}: use {' or '.join(Category.values)}")
+    if language not in TEXT_LANGUAGES:
+        raise ValueError(f"Unknown language {language!r}: use {' or '.join(TEXT_LANGUAGES)}")
     license, license_url = describe_license(license=license, license_url=license_url)
     attribution = " ".join(attribution.split())
     if len(attribution) > Question._meta.get_field("attribution").max_length:
@@ -103,6 +112,7 @@ def import_questions(
         if changes := list_markdown_changes(item.question_md) + list_markdown_changes(item.answer_md):
             report.rendering_changes[item.relative_path] = changes
     credit = {"license": license, "license_url": license_url, "attribution": attribution}
+    title_field, question_field, answer_field = text_fields(language)
     with transaction.atomic():
         _lock_sequence(category)
         existing = {q.source_key: q for q in Question.objects.filter(category=category)}
@@ -122,14 +132,18 @@ def import_questions(
                 report.problems.append(FileProblem(item.relative_path, f"source key {key} belongs to another category"))
                 report.rendering_changes.pop(item.relative_path, None)
                 continue
-            fields = {"title": item.title, "question_md": item.question_md, "answer_md": item.answer_md, **credit}
+            text = {title_field: item.title, question_field: item.question_md, answer_field: item.answer_md}
             question = existing.get(key)
             if question is None:
                 if not dry_run:
-                    Question.objects.create(category=category, position=next_position, source_key=key, **fields)
+                    Question.objects.create(category=category, position=next_position, source_key=key, **text, **credit)
                 next_position += 1
                 report.added.append(item.relative_path)
-            elif update and any(getattr(question, name) != value for name, value in fields.items()):
+                continue
+            # A translation leaves the question's credit alone unless the import gives one.
+            fields = {**text, **(credit if language == TEXT_LANGUAGES[0] or any(credit.values()) else {})}
+            lacks_language = not getattr(question, title_field)
+            if (update or lacks_language) and any(getattr(question, name) != value for name, value in fields.items()):
                 if not dry_run:
                     Question.objects.filter(id=question.id).update(**fields, updated_at=timezone.now())
                 report.changed.append(item.relative_path)
@@ -139,19 +153,30 @@ def import_questions(
 
 
 def load_starter_questions() -> dict[str, QuestionImportReport]:
-    """Add the bundled starter bank, credited as its license asks; questions already there are never overwritten."""
+    """Add the bundled starter bank, credited as its license asks, by folder; text already there is never overwritten.
+
+    The Korean folders go first, so each English file finds the question of
+    the Korean file of the same name and adds its English text.
+    """
     return {
-        category: import_questions(
-            path=STARTER_QUESTIONS_DIR / category,
+        folder: import_questions(
+            path=STARTER_QUESTIONS_DIR / folder,
             category=category,
             source=f"starter:{category}",
             update=False,
             license=STARTER_LICENSE,
             attribution=STARTER_ATTRIBUTION,
+            language=language,
         )
-        for category in Category.values
-        if (STARTER_QUESTIONS_DIR / category).is_dir()
+        for folder, category, language in _starter_folders()
     }
+
+
+def _starter_folders() -> list[tuple[str, str, str]]:
+    """(folder, category, language) of the bundled bank: Korean in <category>/, English in en/<category>/."""
+    folders = [(category, category, "ko") for category in Category.values]
+    folders += [(f"en/{category}", category, "en") for category in Category.values]
+    return [entry for entry in folders if (STARTER_QUESTIONS_DIR / entry[0]).is_dir()]
 
 
 def save_question(*, question: Question, position: int | None = None) -> Question:

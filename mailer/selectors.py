@@ -6,7 +6,9 @@ from datetime import date
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
+from django.utils.safestring import SafeString
 
+from mailer.markdown import render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, Suppression
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Category, Frequency, Subscriber, Subscription
@@ -71,6 +73,54 @@ def question_sequences() -> dict[str, Sequence]:
         sequences[category].positions.append(position)
         sequences[category].ids.append(question_id)
     return sequences
+
+
+# The languages a question's text is kept in, the site's default first.
+TEXT_LANGUAGES = ("ko", "en")
+_TEXT_FIELDS = {
+    "ko": ("title", "question_md", "answer_md"),
+    "en": ("title_en", "question_md_en", "answer_md_en"),
+}
+
+
+@dataclass(frozen=True)
+class QuestionText:
+    """A question's text in one language, and whether it is not the language asked for."""
+
+    language: str  # the text's own language, for a lang attribute
+    title: str
+    question_md: str
+    answer_md: str
+    fell_back: bool
+
+    @property
+    def question_html(self) -> SafeString:
+        return render_markdown(self.question_md) if self.question_md else SafeString("")
+
+    @property
+    def answer_html(self) -> SafeString:
+        return render_markdown(self.answer_md)
+
+
+def text_fields(language: str) -> tuple[str, str, str]:
+    """The model fields (title, question, answer) that hold a language's text."""
+    return _TEXT_FIELDS[language]
+
+
+def question_text(question: Question, language: str) -> QuestionText:
+    """`question`'s text for a reader of `language` ("en", "en-us", "ko", ...).
+
+    English readers get the English text and everyone else the Korean one; a
+    question without that text gives its other one, with fell_back set so the
+    page or mail can say so.
+    """
+    wanted = "en" if (language or "").lower().split("-")[0] == "en" else "ko"
+    for candidate in (wanted, *(other for other in TEXT_LANGUAGES if other != wanted)):
+        title, question_md, answer_md = (getattr(question, name) for name in _TEXT_FIELDS[candidate])
+        if title:
+            return QuestionText(candidate, title, question_md, answer_md, fell_back=candidate != wanted)
+    # Unreachable for a saved row (question_has_text); an unsaved, empty one shows as empty.
+    return QuestionText(wanted, "", "", "", fell_back=False)
 
 
 def is_send_day(day: date) -> bool:

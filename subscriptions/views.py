@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -39,7 +40,7 @@ def _bad_link(request):
 
 @require_safe
 def landing(request):
-    facts = landing_facts(day=timezone.localdate())
+    facts = landing_facts(day=timezone.localdate(), language=get_language())
     return render(request, "subscriptions/landing.html", {"form": SubscribeForm(), **facts})
 
 

@@ -118,24 +118,30 @@ def test_favicon_logo_and_preview_image_are_served(page, site, landing_url):
     assert errors_of(page) == []
 
 
-def test_english_pages_say_the_questions_are_korean_and_mark_them(make_page, landing_url, site, transactional_db):
-    [question] = make_questions("backend", 1)
-    question.title = "프로세스와 스레드의 차이는 무엇인가요?"
-    question.answer_md = "프로세스는 자원을 할당받는 작업의 단위이고, 스레드는 그 안에서 실행되는 흐름이에요."
-    question.save()
+def test_english_pages_show_english_text_and_mark_korean_fallbacks(make_page, landing_url, site, transactional_db):
+    korean_only, translated = make_questions("backend", 2)
+    korean_only.title = "프로세스와 스레드의 차이는 무엇인가요?"
+    korean_only.answer_md = "프로세스는 자원을 할당받는 작업의 단위이고, 스레드는 그 안에서 실행되는 흐름이에요."
+    korean_only.save()
+    translated.title, translated.title_en, translated.answer_md_en = "교착 상태란?", "What is a deadlock?", "A cycle."
+    translated.save()
     page = make_page(locale="en-US")
 
     page.goto(landing_url)
-    expect(page.locator("main")).to_contain_text("questions and answers are written in Korean")
-    korean = [text for text in page.evaluate(HANGUL_TEXT) if text["tag"] != "OPTION"]
-    assert korean, "the English landing page shows no Korean sample"
-    assert all(text["lang"] == "ko" for text in korean), korean
+    expect(page.locator("#content-language")).to_contain_text("shown in English where the question has an")
+    expect(page.locator(".sample h3")).to_have_attribute("lang", "en")
+    assert [text for text in page.evaluate(HANGUL_TEXT) if text["tag"] != "OPTION"] == []
+
+    page.goto(site + reverse("mailer:question", args=[translated.pk]))
+    expect(page.locator("h1")).to_have_text("What is a deadlock?")
+    expect(page.locator("#text-language")).to_have_count(0)
 
     for url in (
-        site + reverse("mailer:question", args=[question.pk]),
+        site + reverse("mailer:question", args=[korean_only.pk]),
         site + reverse("mailer:archive", args=["backend"]),
     ):
         page.goto(url)
+        expect(page.locator("#text-language")).to_be_visible()
         korean = [text for text in page.evaluate(HANGUL_TEXT) if text["tag"] not in {"OPTION", "TITLE"}]
         assert korean, url
         assert all(text["lang"] == "ko" for text in korean), (url, korean)

@@ -140,15 +140,15 @@ def test_command_reports_added_changed_and_malformed(tmp_path, capsys):
 
 def test_starter_bank_loads_once_and_keeps_admin_edits():
     first = load_starter_questions()
-    assert set(first) == {"backend", "frontend"}
-    for category, report in first.items():
-        assert not report.problems, report.problems
-        assert len(report.added) >= 25, category
+    assert set(first) == {"backend", "frontend", "en/backend", "en/frontend"}
+    for category in ("backend", "frontend"):
+        assert not first[category].problems, first[category].problems
+        assert len(first[category].added) >= 25, category
     Question.objects.filter(category="backend", position=1).update(title="Edited by an admin")
 
     second = load_starter_questions()
 
-    assert all(not report.added for report in second.values())
+    assert all(not report.added and not report.changed for report in second.values())
     assert Question.objects.get(category="backend", position=1).title == "Edited by an admin"
 
 
@@ -322,9 +322,11 @@ def test_bad_credit_options_are_refused_before_anything_is_written(tmp_path, opt
 
 def test_the_bundled_bank_is_shown_exactly_as_written():
     reports = load_starter_questions()
-    assert {category: report.rendering_changes for category, report in reports.items()} == {
+    assert {folder: report.rendering_changes for folder, report in reports.items()} == {
         "backend": {},
         "frontend": {},
+        "en/backend": {},
+        "en/frontend": {},
     }
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from mailer.questions import CONTENT_LICENSES, import_questions
+from mailer.selectors import TEXT_LANGUAGES
 from subscriptions.models import Category
 
 
@@ -29,9 +30,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--attribution", default="", help="who to credit under each answer, as the source asks (e.g. its authors)"
         )
+        parser.add_argument(
+            "--language",
+            default="ko",
+            choices=TEXT_LANGUAGES,
+            help=(
+                "language of the files' text (default ko): en adds or updates the English text of the "
+                "questions the files match, and adds the others as English-only questions"
+            ),
+        )
         parser.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
 
-    def handle(self, *args, path, category, source, license, license_url, attribution, dry_run, **options):
+    def handle(self, *args, path, category, source, license, license_url, attribution, language, dry_run, **options):
         if not path.is_dir():
             raise CommandError(f"{path} is not a folder.")
         try:
@@ -43,6 +53,7 @@ class Command(BaseCommand):
                 license=license,
                 license_url=license_url,
                 attribution=attribution,
+                language=language,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None

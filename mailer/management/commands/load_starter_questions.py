@@ -7,9 +7,10 @@ class Command(BaseCommand):
     help = "Add DailyQ's bundled starter questions. Idempotent: questions already loaded are left as they are."
 
     def handle(self, *args, **options):
-        for category, report in load_starter_questions().items():
+        for folder, report in load_starter_questions().items():
             self.stdout.write(
-                f"{category}: added {len(report.added)}, already there {len(report.unchanged)}, "
+                f"{folder}: added {len(report.added)}, given this language {len(report.changed)}, "
+                f"already there {len(report.unchanged)}, "
                 f"malformed {len(report.problems)}, shown differently from their files {len(report.rendering_changes)}"
             )
             for name, changes in report.rendering_changes.items():
