@@ -13,7 +13,7 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from mailer import questions, selectors, suppressions
+from mailer import questions, selectors, stats, suppressions
 from mailer.emails import MAIL_HTML_POLICY
 from mailer.markdown import render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
@@ -93,17 +93,41 @@ class QuestionForm(forms.ModelForm):
 @admin.register(Question)
 class QuestionAdmin(admin.ModelAdmin):
     form = QuestionForm
-    list_display = ("position", "title", "category", "is_published", "updated_at")
+    list_display = ("position", "title", "category", "is_published", "figures", "updated_at")
     list_display_links = ("title",)
     list_filter = ("category", "is_published")
     search_fields = ("title", "title_en", "source_key")
     ordering = ("category", "position")
-    readonly_fields = ("preview",)
+    readonly_fields = ("preview", "figures")
     fields = (
         "category", "move_to", "title", "question_md", "answer_md", "title_en", "question_md_en", "answer_md_en",
         "is_published", "source_key", "license", "license_url", "attribution", "preview",
     )  # fmt: skip
     actions = ["publish", "unpublish"]
+
+    def get_fields(self, request, obj=None):
+        return [*super().get_fields(request, obj), *(("figures",) if obj is not None else ())]
+
+    def get_changelist_instance(self, request):
+        # The readers' figures for the listed page, in two grouped queries, not two per row.
+        changelist = super().get_changelist_instance(request)
+        listed = list(changelist.result_list)
+        found = stats.question_figures(question_ids=[question.pk for question in listed])
+        for question in listed:
+            question.reader_figures = found.get(question.pk, stats.QuestionFigures())
+        return changelist
+
+    @admin.display(description=_("mailed · opened · answers written · knew/partly/didn't know · reviews sent"))
+    def figures(self, question):
+        if not question.pk:
+            return "—"
+        figures = getattr(question, "reader_figures", None)
+        if figures is None:
+            figures = stats.question_figures(question_ids=[question.pk]).get(question.pk, stats.QuestionFigures())
+        return (
+            f"{figures.mailed} · {figures.opened} · {figures.answers_written} · "
+            f"{figures.knew}/{figures.partly}/{figures.again} · {figures.reviews_sent}"
+        )
 
     @admin.display(description=_("preview"))
     def preview(self, question):

@@ -59,6 +59,7 @@ def dashboard(request):
         **_sends(days),
         **_reputation(),
         **_quota(),
+        **_reader_loop(days),
     }
     return TemplateResponse(request, "admin/dailyq_dashboard.html", context)
 
@@ -242,3 +243,15 @@ def _quota() -> dict:
             colour=charts.GREEN if used < 0.8 else charts.ORANGE if used < 0.95 else charts.RED,
         )
     return {"quota": quota, "quota_gauge": chart}
+
+
+HARDEST_MIN_RATINGS = 5
+
+
+def _reader_loop(days: int) -> dict:
+    return {
+        "hardest_questions": stats.hardest_questions(min_ratings=HARDEST_MIN_RATINGS),
+        "hardest_min_ratings": HARDEST_MIN_RATINGS,
+        "unsubscribe_reasons": stats.unsubscribe_reasons(days=days),
+        "unsubscribe_reason_details": stats.unsubscribe_reason_details(days=days),
+    }

@@ -12,13 +12,14 @@ from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from mailer import selectors, ses
-from mailer.models import Delivery, SendingState, SendRun
-from subscriptions.models import Category, Frequency, Subscriber, Subscription
+from mailer.models import Delivery, Question, SendingState, SendRun
+from subscriptions.models import Answer, Category, Frequency, Subscriber, Subscription, UnsubscribeReason
 
 logger = logging.getLogger(__name__)
 
@@ -314,3 +315,128 @@ def quota_summary() -> QuotaSummary:
 def sending_state() -> SendingState | None:
     """The one SendingState row (id 1, see sending.runs.pause_sending), if any."""
     return SendingState.objects.filter(id=1).first()
+
+
+# --- Questions: the reader's loop ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuestionFigures:
+    mailed: int = 0
+    opened: int = 0  # readers who followed its link from a mail
+    answers_written: int = 0
+    knew: int = 0
+    partly: int = 0
+    again: int = 0
+    reviews_sent: int = 0
+
+    @property
+    def rated(self) -> int:
+        return self.knew + self.partly + self.again
+
+    @property
+    def again_share(self) -> float:
+        return self.again / self.rated if self.rated else 0.0
+
+
+def mailed_counts(*, question_ids: list[int] | None = None) -> dict[int, int]:
+    """How many sent mails carried each question (one grouped query over the sent deliveries)."""
+    table = Delivery._meta.db_table
+    if connection.vendor == "postgresql":
+        element = "(e.value #>> '{}')::bigint"
+        source = f"{table} d CROSS JOIN LATERAL jsonb_array_elements(d.question_ids) e"
+    else:
+        element = "CAST(e.value AS INTEGER)"
+        source = f"{table} d, json_each(d.question_ids) e"
+    sql = f"SELECT {element} AS q, COUNT(*) FROM {source} WHERE d.status = %s"  # noqa: S608 (names are ours)
+    params: list = [Delivery.Status.SENT]
+    if question_ids is not None:
+        if not question_ids:
+            return {}
+        sql += f" AND {element} IN ({', '.join(['%s'] * len(question_ids))})"
+        params.extend(question_ids)
+    sql += " GROUP BY 1"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {int(question_id): count for question_id, count in cursor.fetchall()}
+
+
+def _answer_figures(answers) -> dict[int, dict]:
+    rows = (
+        answers.order_by()
+        .values("question_id")
+        .annotate(
+            opened=Count("id", filter=Q(opened_from_mail_at__isnull=False)),
+            answers_written=Count("id", filter=~Q(text="")),
+            knew=Count("id", filter=Q(rating="knew")),
+            partly=Count("id", filter=Q(rating="partly")),
+            again=Count("id", filter=Q(rating="again")),
+            reviews_sent=Sum("reviews_sent"),
+        )
+    )
+    return {row.pop("question_id"): {**row, "reviews_sent": row["reviews_sent"] or 0} for row in rows}
+
+
+def question_figures(*, question_ids: list[int] | None = None) -> dict[int, QuestionFigures]:
+    """Per question: mailed, opened from the mail, answers written, ratings and reviews sent (two grouped queries)."""
+    answers = Answer.objects.all() if question_ids is None else Answer.objects.filter(question_id__in=question_ids)
+    by_answers = _answer_figures(answers)
+    mailed = mailed_counts(question_ids=question_ids)
+    return {
+        question_id: QuestionFigures(mailed=mailed.get(question_id, 0), **by_answers.get(question_id, {}))
+        for question_id in set(mailed) | set(by_answers)
+    }
+
+
+@dataclass(frozen=True)
+class HardQuestion:
+    question_id: int
+    title: str
+    category: str
+    figures: QuestionFigures
+
+
+def hardest_questions(*, min_ratings: int = 5, limit: int = 10) -> list[HardQuestion]:
+    """The questions readers most often did not know: the highest share of "again" among at least `min_ratings`."""
+    rated = Answer.objects.exclude(rating="")
+    candidates = (
+        rated.order_by()
+        .values("question_id")
+        .annotate(n=Count("id"), again=Count("id", filter=Q(rating="again")))
+        .filter(n__gte=min_ratings, again__gt=0)
+        .order_by(-F("again") * 1.0 / F("n"), "-n", "question_id")
+        .values_list("question_id", flat=True)[:limit]
+    )
+    ids = list(candidates)
+    figures = question_figures(question_ids=ids)
+    questions = Question.objects.in_bulk(ids)
+    return [
+        HardQuestion(question_id=i, title=questions[i].title, category=questions[i].category, figures=figures[i])
+        for i in ids
+        if i in questions
+    ]
+
+
+def unsubscribe_reasons(*, days: int = 30, today: date | None = None) -> list[tuple[str, str, int]]:
+    """(reason, label, count) for every reason given in the last `days` days, the most given first."""
+    start = _start_of(window(days, today=today)[0])
+    counts = dict(
+        UnsubscribeReason.objects.filter(created_at__gte=start)
+        .order_by()
+        .values_list("reason")
+        .annotate(n=Count("id"))
+        .values_list("reason", "n")
+    )
+    rows = [(value, str(label), counts.get(value, 0)) for value, label in UnsubscribeReason.Reason.choices]
+    return sorted(rows, key=lambda row: -row[2])
+
+
+def unsubscribe_reason_details(*, days: int = 30, limit: int = 20, today: date | None = None) -> list[str]:
+    """The newest "other" reasons readers wrote, with no tie to who wrote them."""
+    start = _start_of(window(days, today=today)[0])
+    return list(
+        UnsubscribeReason.objects.filter(created_at__gte=start, reason=UnsubscribeReason.Reason.OTHER)
+        .exclude(detail="")
+        .order_by("-created_at")
+        .values_list("detail", flat=True)[:limit]
+    )

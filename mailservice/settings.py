@@ -366,6 +366,20 @@ VERIFICATION_CODES_PER_ADDRESS_AND_CLIENT_PER_HOUR = env_int("VERIFICATION_CODES
 VERIFICATION_CODES_PER_ADDRESS_PER_HOUR = env_int("VERIFICATION_CODES_PER_ADDRESS_PER_HOUR", 20)
 VERIFICATION_CODES_PER_IP_PER_HOUR = env_int("VERIFICATION_CODES_PER_IP_PER_HOUR", 10)
 
+# --- The reader's loop ------------------------------------------------------------------
+
+# A question rated "partly" or "again" comes back as a review after this many
+# send days, then the next, ...; the last interval repeats until it is rated
+# "knew" (subscriptions/reviews.py).
+try:
+    REVIEW_INTERVALS = [int(n) for n in env_list("REVIEW_INTERVALS", ["3", "7", "21"])]
+except ValueError:
+    REVIEW_INTERVALS = []
+if not REVIEW_INTERVALS or min(REVIEW_INTERVALS) < 1:
+    raise ImproperlyConfigured("REVIEW_INTERVALS must be a comma-separated list of whole numbers of at least 1.")
+# Requests per minute one client may make to the answer and unsubscribe-reason pages.
+READER_PAGE_REQUESTS_PER_CLIENT_PER_MINUTE = env_int("READER_PAGE_REQUESTS_PER_CLIENT_PER_MINUTE", 60)
+
 # --- The daily send --------------------------------------------------------------------
 
 # Celery beat starts the daily send at this time (TIME_ZONE), Monday to Friday.

@@ -1,4 +1,4 @@
-"""The links in a reader's mail: confirm, manage, unsubscribe, and the routes they fill in.
+"""The links in a reader's mail: confirm, manage, unsubscribe, answer, and the routes they fill in.
 
 Each link carries a signed token (subscriptions.tokens); a send batch routes
 the links once (ReaderLinks) and then only signs each reader's tokens.
@@ -13,7 +13,7 @@ from django.urls import get_script_prefix, get_urlconf, reverse
 
 from mailer.emails import absolute_url
 from subscriptions import tokens
-from subscriptions.models import Subscriber
+from subscriptions.models import Subscriber, Subscription
 
 # Links take the subscriber's id and link generation (Subscriber.link_generation):
 # the daily send builds them from plain values. Without a generation, the
@@ -34,6 +34,15 @@ def unsubscribe_url(subscriber_id: int, category: str | None = None, *, generati
     )
 
 
+def answer_url(subscription_id: int, question_id: int, *, generation: int | None = None) -> str:
+    """The link to a question's answer page for one reader (answer first, then the model answer)."""
+    return _put_token(_absolute_route("subscriptions:answer"), _answer_token(subscription_id, question_id, generation))
+
+
+def answer_path(subscription_id: int, question_id: int, *, generation: int | None = None) -> str:
+    return token_path("subscriptions:answer", _answer_token(subscription_id, question_id, generation))
+
+
 def confirm_url(verification_id: int) -> str:
     """The link in a verification mail that confirms it (after a button press)."""
     return absolute_url(
@@ -52,6 +61,20 @@ def _unsubscribe_token(subscriber_id: int, category: str | None, generation: int
     return tokens.make_token(tokens.Purpose.UNSUBSCRIBE, payload)
 
 
+def _answer_token(subscription_id: int, question_id: int, generation: int | None) -> str:
+    if generation is None:
+        generation = (
+            Subscription.objects.filter(id=subscription_id)
+            .values_list("subscriber__link_generation", flat=True)
+            .first()
+            or 0
+        )
+    payload = {"u": subscription_id, "q": question_id}
+    if generation:
+        payload["g"] = generation
+    return tokens.make_token(tokens.Purpose.ANSWER, payload)
+
+
 def _reader_payload(subscriber_id: int, generation: int | None) -> dict:
     if generation is None:
         generation = Subscriber.objects.filter(id=subscriber_id).values_list("link_generation", flat=True).first() or 0
@@ -61,7 +84,7 @@ def _reader_payload(subscriber_id: int, generation: int | None) -> dict:
 
 @dataclass(frozen=True)
 class ReaderLinks:
-    """The manage and unsubscribe links in a reader's mail, routed once for many readers.
+    """The manage, unsubscribe and answer links in a reader's mail, routed once for many readers.
 
     Each holds the absolute link around its token: a send batch routes them
     once and then only signs each reader's tokens, since finding a route costs
@@ -70,11 +93,14 @@ class ReaderLinks:
 
     manage: tuple[str, str, str]  # route name, the link before the token, after it
     unsubscribe: tuple[str, str, str]
+    answer: tuple[str, str, str] | None = None
 
     @classmethod
     def routed(cls) -> "ReaderLinks":
         return cls(
-            manage=_absolute_route("subscriptions:manage"), unsubscribe=_absolute_route("subscriptions:unsubscribe")
+            manage=_absolute_route("subscriptions:manage"),
+            unsubscribe=_absolute_route("subscriptions:unsubscribe"),
+            answer=_absolute_route("subscriptions:answer"),
         )
 
     def manage_url(self, subscriber_id: int, *, generation: int | None = None) -> str:
@@ -82,6 +108,10 @@ class ReaderLinks:
 
     def unsubscribe_url(self, subscriber_id: int, category: str | None = None, *, generation: int | None = None) -> str:
         return _put_token(self.unsubscribe, _unsubscribe_token(subscriber_id, category, generation))
+
+    def answer_url(self, subscription_id: int, question_id: int, *, generation: int | None = None) -> str:
+        route = self.answer or _absolute_route("subscriptions:answer")
+        return _put_token(route, _answer_token(subscription_id, question_id, generation))
 
 
 def _absolute_route(name: str) -> tuple[str, str, str]:

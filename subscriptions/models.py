@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
@@ -148,3 +149,86 @@ class SetAsideAddress(models.Model):
 
     def __str__(self):
         return self.email
+
+
+ANSWER_MAX_LENGTH = 5000
+
+
+class Rating(models.TextChoices):
+    KNEW = "knew", _("I knew it")
+    PARTLY = "partly", _("Partly")
+    AGAIN = "again", _("I didn't know")
+
+
+class Answer(models.Model):
+    """One reader's encounter with one question: their own answer, their rating
+    and when the question comes back as a review (subscriptions/reviews.py).
+
+    Made when the reader first follows the question's link from a mail; it
+    belongs to the subscription and goes with it.
+    """
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="answers")
+    question = models.ForeignKey("mailer.Question", on_delete=models.CASCADE, related_name="answers")
+    # Plain text, shown escaped; empty when the reader only looked.
+    text = models.TextField(_("own answer"), blank=True, max_length=ANSWER_MAX_LENGTH)
+    rating = models.CharField(_("rating"), max_length=8, choices=Rating, blank=True)
+    rated_at = models.DateTimeField(_("rated"), null=True, blank=True)
+    # When the model answer was shown in this round; a review starts a new round, hidden again.
+    revealed_at = models.DateTimeField(_("answer shown"), null=True, blank=True)
+    # Which interval of REVIEW_INTERVALS comes next; no next_review_on: nothing due (knew, or never rated).
+    review_step = models.PositiveSmallIntegerField(_("review step"), default=0)
+    next_review_on = models.DateField(_("next review"), null=True, blank=True)
+    reviews_sent = models.PositiveIntegerField(_("reviews sent"), default=0)
+    last_review_on = models.DateField(_("last review sent"), null=True, blank=True)
+    opened_from_mail_at = models.DateTimeField(_("first opened from a mail"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("answer")
+        verbose_name_plural = _("answers")
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "question"], name="answer_once_per_question"),
+            models.CheckConstraint(condition=models.Q(rating__in=["", *Rating.values]), name="answer_rating_known"),
+        ]
+        indexes = [
+            # The send path's question: whose reviews are due on a day.
+            models.Index(
+                fields=["next_review_on", "subscription"], condition=Q(next_review_on__isnull=False), name="answer_due"
+            ),
+            models.Index(fields=["question", "rating"], name="answer_question_rating"),
+        ]
+
+    def __str__(self):
+        return f"{self.subscription_id} · {self.question_id} ({self.rating or '-'})"
+
+
+class UnsubscribeReason(models.Model):
+    """Why someone unsubscribed, if they said: counted, never tied to a person."""
+
+    class Reason(models.TextChoices):
+        TOO_MANY = "too_many", _("Too many mails")
+        TOO_HARD = "too_hard", _("Too hard")
+        TOO_EASY = "too_easy", _("Too easy")
+        NOT_RELEVANT = "not_relevant", _("Not relevant to me")
+        OTHER = "other", _("Other")
+
+    reason = models.CharField(_("reason"), max_length=16, choices=Reason)
+    # Only for "other"; free text the reader chose to give, with no link to them.
+    detail = models.CharField(_("detail"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("given"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("unsubscribe reason")
+        verbose_name_plural = _("unsubscribe reasons")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(reason__in=["too_many", "too_hard", "too_easy", "not_relevant", "other"]),
+                name="unsubscribe_reason_known",
+            ),
+        ]
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self):
+        return self.get_reason_display()

@@ -1,12 +1,15 @@
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from email.utils import parseaddr
 
 from botocore.loaders import create_loader
 from django.conf import settings
 
+from mailer.models import Delivery, Question
 from subscriptions import tokens
-from subscriptions.models import Category, Subscriber
+from subscriptions.models import Answer, Category, Subscriber, Subscription
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,106 @@ def _recent_unsubscribe_link(purpose: tokens.Purpose, token: str) -> bool:
     except tokens.BadToken:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class AnswerTarget:
+    subscription_id: int
+    subscriber: Subscriber
+    question: Question
+
+
+def answer_target_for_token(*, token: str) -> AnswerTarget | None:
+    """Whose question an answer link opens; None for a bad or stale link, or a question since deleted.
+
+    Stale as a manage link is: of an earlier link generation.
+    """
+    try:
+        payload = tokens.read_token(tokens.Purpose.ANSWER, token)
+    except tokens.BadToken:
+        return None
+    subscription_id, question_id = payload.get("u"), payload.get("q")
+    if not isinstance(subscription_id, int) or not isinstance(question_id, int):
+        return None
+    subscription = Subscription.objects.select_related("subscriber").filter(id=subscription_id).first()
+    question = Question.objects.filter(id=question_id).first()
+    if subscription is None or question is None or question.category != subscription.category:
+        return None
+    if payload.get("g", 0) != subscription.subscriber.link_generation:
+        return None
+    return AnswerTarget(subscription_id=subscription.id, subscriber=subscription.subscriber, question=question)
+
+
+def answer_for(*, target: AnswerTarget) -> Answer | None:
+    return Answer.objects.filter(subscription_id=target.subscription_id, question_id=target.question.id).first()
+
+
+def due_reviews(*, subscription_ids: Iterable[int], day: date, excluding: Iterable[int] = ()) -> dict[int, list[int]]:
+    """Per subscription, the ids of the questions due for review on `day`, the longest due first.
+
+    Due: rated partly or again, its review day reached, and no review of it
+    sent on `day` already. Questions in `excluding` (those the day's mail
+    carries as new) are left out. The send path puts the first in a daily
+    mail and all of them in a weekly digest. One query.
+    """
+    ids = list(subscription_ids)
+    found: dict[int, list[int]] = {}
+    if not ids:
+        return found
+    rows = (
+        Answer.objects.filter(subscription_id__in=ids, next_review_on__lte=day)
+        .exclude(last_review_on=day)
+        .exclude(question_id__in=list(excluding))
+        .order_by("subscription_id", "next_review_on", "rated_at", "id")
+        .values_list("subscription_id", "question_id")
+    )
+    for subscription_id, question_id in rows:
+        found.setdefault(subscription_id, []).append(question_id)
+    return found
+
+
+@dataclass(frozen=True)
+class ReaderQuestion:
+    question: Question
+    subscription_id: int
+    answer: Answer | None
+
+    @property
+    def due(self) -> bool:
+        return bool(self.answer and self.answer.next_review_on)
+
+
+def reader_questions(*, subscriber: Subscriber, today: date, due_only: bool = False, limit: int = 200):
+    """The questions mailed to `subscriber`, newest first, each with their answer, rating and next review.
+
+    With `due_only`, only those whose review day has come.
+    """
+    subscriptions = dict(subscriber.subscriptions.values_list("category", "id"))
+    question_ids: list[int] = []
+    deliveries = (
+        Delivery.objects.filter(subscription__subscriber=subscriber, status=Delivery.Status.SENT)
+        .order_by("-sent_at")
+        .values_list("question_ids", flat=True)[:limit]
+    )
+    for delivered in deliveries:
+        question_ids.extend(reversed(delivered))
+    questions = Question.objects.in_bulk(question_ids)
+    answers = {
+        answer.question_id: answer
+        for answer in Answer.objects.filter(subscription_id__in=subscriptions.values(), question_id__in=question_ids)
+    }
+    listed = []
+    for question_id in dict.fromkeys(question_ids):
+        question = questions.get(question_id)
+        if question is None or question.category not in subscriptions:
+            continue
+        answer = answers.get(question_id)
+        if due_only and not (answer and answer.next_review_on and answer.next_review_on <= today):
+            continue
+        listed.append(
+            ReaderQuestion(question=question, subscription_id=subscriptions[question.category], answer=answer)
+        )
+    return listed
 
 
 def unsubscribe_scope(*, category: object) -> str | None:

@@ -7,7 +7,8 @@ subscriber's link generation: they work for as long as it holds (they sit in
 mails people keep), and when a new subscription raises it, the manage tokens
 of the old one stop and its unsubscribe tokens work on for
 OLD_UNSUBSCRIBE_LINKS_WORK_FOR after they were made (mailbox providers expect
-an unsubscribe link to work for a while after its mail).
+an unsubscribe link to work for a while after its mail). Answer tokens name a
+subscription and a question and carry the generation as manage tokens do.
 """
 
 from datetime import timedelta
@@ -25,6 +26,7 @@ class Purpose(StrEnum):
     CONFIRM = "confirm"
     MANAGE = "manage"
     UNSUBSCRIBE = "unsubscribe"
+    ANSWER = "answer"
 
 
 class BadToken(Exception):

@@ -12,5 +12,7 @@ urlpatterns = [
     path("confirm/<str:token>/", views.confirm, name="confirm"),
     path("manage/<str:token>/", views.manage, name="manage"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("unsubscribe/<str:token>/reason/", views.unsubscribe_reason, name="unsubscribe_reason"),
+    path("answer/<str:token>/", views.answer, name="answer"),
     path("privacy/", views.privacy, name="privacy"),
 ]

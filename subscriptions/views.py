@@ -5,6 +5,7 @@ unsubscribe links show a button; the POST acts.
 """
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,12 +17,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from mailer.archive import landing_facts
-from mailer.selectors import received_questions
+from mailer.selectors import question_text
 from mailservice.http import client_ip
 from mailservice.ratelimit import RateLimited
-from subscriptions import links, selectors, services, tokens
+from subscriptions import answers, links, selectors, services, tokens
 from subscriptions.forms import CodeForm, PreferencesForm, SubscribeForm
-from subscriptions.models import Category, Subscriber
+from subscriptions.models import ANSWER_MAX_LENGTH, Category, Rating, Subscriber, UnsubscribeReason
 
 PENDING_EMAIL = "subscriptions.pending_email"
 MAIL_SERVICE_RETRY_AFTER = 120  # seconds; an SES outage is rarely shorter
@@ -147,6 +148,14 @@ def confirm(request, token):
     return render(request, "subscriptions/confirm.html")
 
 
+def _reader_page_limited(request):
+    try:
+        answers.limit_reader_page(client_ip=client_ip(request))
+    except RateLimited as exc:
+        return _rate_limited(request, exc, message=_("Too many requests from your network. Please wait a minute."))
+    return None
+
+
 @require_http_methods(["GET", "POST"])
 @never_cache
 def manage(request, token):
@@ -172,6 +181,12 @@ def manage(request, token):
             services.unsubscribe(subscriber=subscriber, category=request.POST.get("category"))
             messages.success(request, _("You will not get these questions any more."))
             return redirect(request.path)
+    due_only = request.GET.get("due") == "1"
+    today = timezone.localdate()
+    received = [
+        (item, links.answer_path(item.subscription_id, item.question.id, generation=subscriber.link_generation))
+        for item in selectors.reader_questions(subscriber=subscriber, today=today, due_only=due_only)
+    ]
     return render(
         request,
         "subscriptions/manage.html",
@@ -180,7 +195,9 @@ def manage(request, token):
             "is_active": subscriber.status == Subscriber.Status.ACTIVE,
             "active_categories": [(value, Category(value).label) for value in active],
             "form": form,
-            "received": received_questions(subscriber=subscriber),
+            "received": received,
+            "due_only": due_only,
+            "today": today,
         },
         status=400 if form.errors else 200,
     )
@@ -209,4 +226,83 @@ def unsubscribe(request, token):
     services.unsubscribe(subscriber=target.subscriber, category=category)
     if request.POST.get("List-Unsubscribe") == "One-Click":
         return HttpResponse(_("Unsubscribed."), content_type="text/plain; charset=utf-8")
+    context["reasons"] = UnsubscribeReason.Reason.choices
     return render(request, "subscriptions/unsubscribed.html", context)
+
+
+# The reason form on the page after unsubscribing posts here, with the same
+# token (CSRF-protected: unlike the one-click POST, a person sends it).
+@require_POST
+@never_cache
+def unsubscribe_reason(request, token):
+    limited = _reader_page_limited(request)
+    if limited:
+        return limited
+    target = selectors.subscriber_for_token(purpose=tokens.Purpose.UNSUBSCRIBE, token=token)
+    if target is None:
+        return _bad_link(request)
+    try:
+        answers.record_unsubscribe_reason(
+            subscriber_id=target.subscriber.id,
+            unsubscribed_at=target.subscriber.unsubscribed_at or target.subscriber.updated_at,
+            reason=request.POST.get("reason"),
+            detail=request.POST.get("detail", ""),
+        )
+    except ValidationError as exc:
+        context = {
+            "subscriber": target.subscriber,
+            "reasons": UnsubscribeReason.Reason.choices,
+            "reason_error": exc.messages[0],
+            "detail": request.POST.get("detail", ""),
+        }
+        return render(request, "subscriptions/unsubscribed.html", context, status=400)
+    return render(request, "subscriptions/unsubscribed.html", {"thanks": True})
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+def answer(request, token):
+    """A question from the reader's mail: their own answer first, then the model answer, then a rating."""
+    limited = _reader_page_limited(request)
+    if limited:
+        return limited
+    target = selectors.answer_target_for_token(token=token)
+    if target is None:
+        return _bad_link(request)
+    error = None
+    if request.method == "POST":
+        try:
+            if "rating" in request.POST:
+                answers.rate_answer(target=target, rating=request.POST.get("rating"))
+            else:
+                own = request.POST.get("text") if request.POST.get("action") == "answer" else None
+                answers.reveal_answer(target=target, text=own)
+        except ValidationError as exc:
+            error = exc.messages[0]
+        else:
+            return redirect(request.path)
+        reader_answer = selectors.answer_for(target=target)
+    else:
+        reader_answer = answers.open_from_mail(target=target)
+    revealed = bool(reader_answer and reader_answer.revealed_at)
+    question = target.question
+    shown = question_text(question, get_language())
+    return render(
+        request,
+        "subscriptions/answer.html",
+        {
+            "question": question,
+            "shown": shown,
+            "category_label": Category(question.category).label,
+            "question_html": shown.question_html,
+            "answer_html": shown.answer_html if revealed else "",
+            "revealed": revealed,
+            "answer": reader_answer,
+            # A refused answer stays in the box, so nothing the reader wrote is lost.
+            "text": request.POST.get("text", "") if error else (reader_answer.text if reader_answer else ""),
+            "error": error,
+            "ratings": Rating.choices,
+            "max_length": ANSWER_MAX_LENGTH,
+        },
+        status=400 if error else 200,
+    )

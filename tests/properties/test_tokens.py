@@ -3,6 +3,7 @@ made for. Anything else (random text, another purpose's token, a tampered,
 truncated, re-salted, foreign-key-signed or stale token) gets the friendly
 404 page on GET and POST, never a 500, and changes nothing."""
 
+import itertools
 from datetime import timedelta
 from unittest import mock
 from urllib.parse import quote
@@ -16,9 +17,9 @@ from django.utils import timezone
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mailer.models import Suppression
+from mailer.models import Question, Suppression
 from subscriptions.links import ReaderLinks, manage_url, token_path, unsubscribe_url
-from subscriptions.models import Subscriber, Subscription, Verification
+from subscriptions.models import Answer, Subscriber, Subscription, Verification
 from subscriptions.services import rotate_reader_links
 from subscriptions.tokens import Purpose, make_token, read_token
 from tests.factories import make_subscriber
@@ -26,8 +27,20 @@ from tests.properties.strategies import fuzz, unique
 
 pytestmark = pytest.mark.django_db
 
-PAGES = {Purpose.CONFIRM: "/confirm/{}/", Purpose.MANAGE: "/manage/{}/", Purpose.UNSUBSCRIBE: "/unsubscribe/{}/"}
+PAGES = {
+    Purpose.CONFIRM: "/confirm/{}/",
+    Purpose.MANAGE: "/manage/{}/",
+    Purpose.UNSUBSCRIBE: "/unsubscribe/{}/",
+    Purpose.ANSWER: "/answer/{}/",
+}
+_positions = itertools.count(1)
 TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_:."
+
+
+@pytest.fixture(autouse=True)
+def _no_page_limit(settings):
+    # Hypothesis opens many links from one client; the limit has its own test.
+    settings.READER_PAGE_REQUESTS_PER_CLIENT_PER_MINUTE = 10**6
 
 
 def url(purpose: Purpose, token: str) -> str:
@@ -45,11 +58,24 @@ def make_target():
         code_hash="0" * 64,
         expires_at=timezone.now() + timedelta(minutes=10),
     )
+    # A question mailed to it, for answer links.
+    subscriber.question = Question.objects.create(
+        category="backend", position=next(_positions), title="q", answer_md="a", source_key=unique("tq")
+    )
+    subscriber.backend_id = subscriber.subscriptions.get(category="backend").id
     return subscriber, verification
 
 
+def payload_for(purpose: Purpose, subscriber, verification) -> dict:
+    if purpose == Purpose.CONFIRM:
+        return {"v": verification.id}
+    if purpose == Purpose.ANSWER:
+        return {"u": subscriber.backend_id, "q": subscriber.question.id}
+    return {"s": subscriber.id}
+
+
 def valid_token(purpose: Purpose, subscriber, verification, category=None) -> str:
-    payload = {"v": verification.id} if purpose == Purpose.CONFIRM else {"s": subscriber.id}
+    payload = payload_for(purpose, subscriber, verification)
     if purpose == Purpose.UNSUBSCRIBE and category:
         payload["c"] = category
     return make_token(purpose, payload)
@@ -61,13 +87,18 @@ def state():
         sorted(Subscription.objects.values_list("id", "is_active")),
         sorted(Verification.objects.values_list("id", "confirmed_at", "revoked_at", "attempts")),
         Suppression.objects.count(),
+        sorted(Answer.objects.values_list("id", "text", "rating", "revealed_at")),
     )
 
 
 def assert_refused_everywhere(client, page: Purpose, token: str) -> None:
     before = state()
     for method in (client.get, client.post):
-        data = {"List-Unsubscribe": "One-Click", "action": "unsubscribe"} if method == client.post else {}
+        data = (
+            {"List-Unsubscribe": "One-Click", "action": "unsubscribe", "rating": "again"}
+            if method == client.post
+            else {}
+        )
         response = method(url(page, token), data)
         assert response.status_code == 404, (method, response.status_code)
         if "/" not in token:  # a "/" (never in a signed token) makes another path: Django's own 404
@@ -114,7 +145,7 @@ def test_random_strings_are_not_tokens(client, page, token):
 def test_a_token_works_only_for_its_own_purpose(client, made_for, used_on, category):
     subscriber, verification = make_target()
     # One payload that would satisfy every page: only the salt tells them apart.
-    payload = {"s": subscriber.id, "v": verification.id}
+    payload = {"s": subscriber.id, "v": verification.id, "u": subscriber.backend_id, "q": subscriber.question.id}
     if category:
         payload["c"] = category
     token = make_token(made_for, payload)
@@ -136,7 +167,7 @@ def test_a_token_works_only_for_its_own_purpose(client, made_for, used_on, categ
 def test_tampered_or_forged_tokens_are_refused(client, purpose, position, replacement, cut, how):
     subscriber, verification = make_target()
     genuine = valid_token(purpose, subscriber, verification)
-    payload = {"v": verification.id} if purpose == Purpose.CONFIRM else {"s": subscriber.id}
+    payload = payload_for(purpose, subscriber, verification)
     token = {
         "flip": lambda: tamper(genuine, position, replacement),
         "truncate": lambda: genuine[:-cut],
@@ -159,7 +190,7 @@ def test_tokens_for_what_no_longer_exists_are_refused(client, purpose, gone):
     subscriber, verification = make_target()
     if gone == "expired link":
         if purpose != Purpose.CONFIRM:
-            return  # manage and unsubscribe links do not expire (they live in kept mails)
+            return  # manage, unsubscribe and answer links do not expire (they live in kept mails)
         with mock.patch("time.time", return_value=timezone.now().timestamp() - 3600):
             token = valid_token(purpose, subscriber, verification)
     else:
