@@ -3,7 +3,7 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from time import monotonic
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -57,7 +57,7 @@ class SendPlan:
 
 
 def send_cutoff(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time(settings.DAILY_SEND_HOUR, settings.DAILY_SEND_MINUTE)))
+    return selectors.scheduled_start(day)
 
 
 def plan_daily_send(*, day: date) -> SendPlan:

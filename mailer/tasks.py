@@ -6,7 +6,7 @@ from datetime import date
 from celery import shared_task
 from django.utils import timezone
 
-from mailer import services
+from mailer import schedule, services
 
 
 def _backoff(task) -> int:
@@ -56,3 +56,18 @@ def send_pause_alert(self, *, reason: str, to: list[str] | None = None) -> int:
 @shared_task
 def sweep_expired_claims() -> dict:
     return asdict(services.sweep_sends())
+
+
+@shared_task
+def check_send_schedule() -> dict:
+    """Beat's tick, every minute: today's run starts at the schedule's time (mailer/schedule.py)."""
+    tick = schedule.check_send_schedule(now=timezone.now())
+    return {"day": tick.day.isoformat(), "outcome": tick.outcome}
+
+
+@shared_task(bind=True, max_retries=5)
+def send_missed_day_alert(self, *, day: str, to: list[str] | None = None) -> int:
+    try:
+        return schedule.send_missed_day_alert(day=date.fromisoformat(day), to=to)
+    except services.AdminMailFailed as exc:
+        raise self.retry(exc=exc, kwargs={"day": day, "to": exc.unsent}, countdown=_backoff(self)) from exc
