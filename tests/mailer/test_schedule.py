@@ -6,11 +6,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
 
 from mailer import schedule, selectors, services
-from mailer.models import MissedDay, SendRun, SendSchedule, SkipDate
+from mailer.models import MissedDay, SendingState, SendRun, SendSchedule, SkipDate
 from subscriptions.models import Subscription
+from tests.conftest import free_port
 from tests.factories import make_questions, make_subscriber
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -219,3 +222,196 @@ def test_send_daily_refuses_a_skipped_day_and_says_why(capsys):
     call_command("send_daily", "--date", TUESDAY.isoformat())
 
     assert "not a send day" in capsys.readouterr().out
+
+
+# --- Paused, everywhere -------------------------------------------------------------------
+
+
+def pause(reason="Bounces at 6%"):
+    services.pause_sending(reason=reason)
+
+
+def test_send_daily_says_paused_when_starting_a_run_that_will_wait(capsys):
+    make_questions("backend", 2)
+    make_subscriber("a@example.org")
+    pause()
+
+    call_command("send_daily", "--date", TUESDAY.isoformat())
+
+    out = capsys.readouterr().out
+    assert "Sending is PAUSED (Bounces at 6%)" in out
+    assert not [m for m in mail.outbox if m.to == ["a@example.org"]]
+
+
+def test_send_daily_dry_run_says_paused(capsys):
+    make_subscriber("a@example.org")
+    pause()
+
+    call_command("send_daily", "--date", TUESDAY.isoformat(), "--dry-run")
+
+    assert "Sending is PAUSED (Bounces at 6%): a run started now would wait" in capsys.readouterr().out
+
+
+def test_send_daily_dry_run_says_nothing_of_a_pause_when_sending(capsys):
+    make_subscriber("a@example.org")
+
+    call_command("send_daily", "--date", TUESDAY.isoformat(), "--dry-run")
+
+    assert "PAUSED" not in capsys.readouterr().out
+
+
+def test_send_daily_wait_shows_paused_instead_of_progress(capsys):
+    make_questions("backend", 2)
+    make_subscriber("a@example.org")
+    pause()
+
+    with pytest.raises(CommandError):
+        call_command("send_daily", "--date", TUESDAY.isoformat(), "--wait", "--timeout", "0")
+
+    assert "0/1" in capsys.readouterr().out.split("PAUSED: waiting for an admin to resume sending")[0]
+
+
+def test_run_page_and_list_say_paused_until_resumed(admin_client):
+    make_questions("backend", 2)
+    make_subscriber("a@example.org")
+    pause()
+    run = services.start_daily_send(day=TUESDAY)
+    page_url = reverse("admin:mailer_sendrun_change", args=[run.pk])
+
+    page = admin_client.get(page_url).content.decode()
+    assert 'id="run-paused"' in page and "Bounces at 6%" in page
+    listing = admin_client.get(reverse("admin:mailer_sendrun_changelist")).content.decode()
+    assert "일시 중지" in listing or "Paused" in listing
+
+    services.resume_sending()
+    run.refresh_from_db()
+    assert run.status == SendRun.Status.DONE
+    assert 'id="run-paused"' not in admin_client.get(page_url).content.decode()
+
+
+def test_pause_button_asks_first_then_pauses_and_tells_admins(admin_client):
+    url = reverse("admin:mailer_sendingstate_pause")
+
+    page = admin_client.get(url).content.decode()
+    assert 'id="confirm"' in page
+    assert not selectors.sending_paused()
+
+    response = admin_client.post(url, {"reason": "moving to a new domain"})
+
+    assert response.status_code == 302
+    assert selectors.sending_paused()
+    state = SendingState.objects.get(id=1)
+    assert "admin" in state.reason and "moving to a new domain" in state.reason
+    assert [m for m in mail.outbox if m.to == ["ops@example.org"] and "moving to a new domain" in m.body]
+
+
+def test_pause_button_without_a_reason_keeps_the_form_and_pauses_nothing(admin_client):
+    response = admin_client.post(reverse("admin:mailer_sendingstate_pause"), {"reason": ""})
+
+    assert response.status_code == 200 and 'id="confirm"' in response.content.decode()
+    assert not selectors.sending_paused()
+
+
+def test_resume_button_asks_first_then_resumes(admin_client):
+    pause()
+    url = reverse("admin:mailer_sendingstate_resume")
+    changelist = admin_client.get(reverse("admin:mailer_sendingstate_changelist")).content.decode()
+    assert 'id="resume-sending"' in changelist
+
+    admin_client.get(url)
+    assert selectors.sending_paused()
+    admin_client.post(url)
+
+    assert not selectors.sending_paused()
+    changelist = admin_client.get(reverse("admin:mailer_sendingstate_changelist")).content.decode()
+    assert 'id="pause-sending"' in changelist
+
+
+# --- The admin's schedule and missed days ---------------------------------------------------
+
+
+def test_admin_edits_the_schedule_and_its_skip_dates(admin_client, settings):
+    settings.DAILY_SEND_HOUR = 7
+    changelist = admin_client.get(reverse("admin:mailer_sendschedule_changelist"))
+    url = changelist["Location"]
+    assert admin_client.get(url).status_code == 200
+    assert SendSchedule.objects.get(id=1).send_time == time(7, 0)
+
+    response = admin_client.post(
+        url,
+        {
+            "send_time": "06:30",
+            "weekdays": ["0", "2", "4"],
+            "skip_korean_holidays": "on",
+            "skip_dates-TOTAL_FORMS": "1",
+            "skip_dates-INITIAL_FORMS": "0",
+            "skip_dates-MIN_NUM_FORMS": "0",
+            "skip_dates-MAX_NUM_FORMS": "1000",
+            "skip_dates-0-day": "2026-12-02",
+            "skip_dates-0-note": "office move",
+        },
+    )
+
+    assert response.status_code == 302
+    assert selectors.send_start(MONDAY) == at(MONDAY, 6, 30)
+    assert selectors.send_start(TUESDAY) is None
+    assert selectors.send_start(date(2026, 12, 2)) is None  # a Wednesday, skipped
+    assert not selectors.is_send_day(date(2026, 12, 25))  # Christmas, a Friday
+
+
+def test_admin_schedule_refuses_no_weekdays_and_keeps_the_old_schedule(admin_client):
+    save_schedule(send_time=time(7, 0))
+    url = reverse("admin:mailer_sendschedule_change", args=[1])
+
+    response = admin_client.post(
+        url,
+        {
+            "send_time": "08:00",
+            "skip_dates-TOTAL_FORMS": "0",
+            "skip_dates-INITIAL_FORMS": "0",
+            "skip_dates-MIN_NUM_FORMS": "0",
+            "skip_dates-MAX_NUM_FORMS": "1000",
+        },
+    )
+
+    assert response.status_code == 200 and "errorlist" in response.content.decode()
+    assert SendSchedule.objects.get(id=1).send_time == time(7, 0)
+
+
+def test_missed_day_in_the_admin_sends_todays_questions_after_a_confirmation(admin_client, settings):
+    # Every weekday a send day, so the wall clock's date never matters here.
+    save_schedule(weekdays=range(7))
+    settings.LATE_SEND_POLICY = "skip"
+    make_questions("backend", 2)
+    make_subscriber("a@example.org")
+    today = timezone.localdate()
+    MissedDay.objects.create(day=today, scheduled_at=at(today, 7), detected_at=at(today, 9))
+    changelist = admin_client.get(reverse("admin:mailer_missedday_changelist")).content.decode()
+    send_url = reverse("admin:mailer_missedday_send", args=[MissedDay.objects.get().pk])
+    assert send_url in changelist and 'id="late-policy"' in changelist
+
+    confirm = admin_client.get(send_url).content.decode()
+    assert 'id="confirm"' in confirm and not SendRun.objects.exists()
+    admin_client.post(send_url)
+    admin_client.post(send_url)  # a double click
+
+    assert SendRun.objects.get().day == today
+    assert MissedDay.objects.get().started_at is not None
+    assert len([m for m in mail.outbox if m.to == ["a@example.org"]]) == 1
+    assert send_url not in admin_client.get(reverse("admin:mailer_missedday_changelist")).content.decode()
+
+
+def test_dashboard_shows_todays_missed_day_until_it_is_sent(admin_client, settings):
+    # The dashboard asks SES for the quota: let that fail fast, offline.
+    settings.SES_EMULATOR, settings.SES_SANDBOX = False, "false"
+    settings.AWS_SES_REGION_NAME = "us-east-1"
+    settings.AWS_SES_REGION_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"
+    settings.AWS_ACCESS_KEY_ID = settings.AWS_SECRET_ACCESS_KEY = "local"
+    save_schedule(weekdays=range(7))
+    today = timezone.localdate()
+    MissedDay.objects.create(day=today, scheduled_at=at(today, 7), detected_at=at(today, 9))
+
+    assert 'id="send-missed"' in admin_client.get(reverse("dashboard")).content.decode()
+
+    services.start_daily_send(day=today)
+    assert 'id="send-missed"' not in admin_client.get(reverse("dashboard")).content.decode()

@@ -4,7 +4,7 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from mailer import selectors, services
+from mailer import selectors, services, stats
 from mailer.models import SendRun
 
 
@@ -32,6 +32,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{day:%Y-%m-%d} ({day:%A}) is not a send day: nothing to send.")
             return
         self.stdout.write(f"Send run {run.day:%Y-%m-%d}: {run.total} deliveries, {run.get_status_display().lower()}.")
+        if run.status != SendRun.Status.DONE:
+            self._say_if_paused("its deliveries wait until an admin resumes sending (admin > Sending state)")
         if wait:
             self._wait(run, timeout=timeout)
 
@@ -46,6 +48,15 @@ class Command(BaseCommand):
             self.stdout.write(f"  ! {category} has no published questions: its deliveries would be skipped")
         if SendRun.objects.filter(day=plan.day).exists():
             self.stdout.write("  (this day already has a run: starting it again sends nothing twice)")
+        self._say_if_paused("a run started now would wait until an admin resumes sending (admin > Sending state)")
+
+    def _say_if_paused(self, consequence: str) -> bool:
+        state = stats.sending_state()
+        if state is None or not state.paused:
+            return False
+        reason = f" ({state.reason})" if state.reason else ""
+        self.stdout.write(f"Sending is PAUSED{reason}: {consequence}.")
+        return True
 
     def _wait(self, run, *, timeout):
         deadline = time.monotonic() + timeout
@@ -55,6 +66,8 @@ class Command(BaseCommand):
             run.refresh_from_db()
             completion = selectors.run_completion(run=run)
             line = self._bar(completion.finished, run.total, completion.counts)
+            if run.status != SendRun.Status.DONE and selectors.sending_paused():
+                line += "  PAUSED: waiting for an admin to resume sending"
             if interactive:
                 self.stdout.write("\r" + line, ending="")
             elif line != last_line:
