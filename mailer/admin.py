@@ -318,7 +318,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 class PauseForm(forms.Form):
     reason = forms.CharField(
-        label=_("Why"), max_length=500, help_text=_("Shown on the dashboard and in the mail to ADMINS.")
+        label=_("reason"), max_length=500, help_text=_("Shown on the dashboard and in the mail to ADMINS.")
     )
 
 
