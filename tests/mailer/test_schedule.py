@@ -415,3 +415,22 @@ def test_dashboard_shows_todays_missed_day_until_it_is_sent(admin_client, settin
 
     services.start_daily_send(day=today)
     assert 'id="send-missed"' not in admin_client.get(reverse("dashboard")).content.decode()
+
+
+def test_send_daily_scheduled_does_what_beats_tick_does(capsys):
+    # Every day a send day from 00:00: whatever the wall clock says, today's run is due (on time or late).
+    save_schedule(send_time=time(0, 0), weekdays=range(7))
+    make_questions("backend", 2)
+    make_subscriber("a@example.org")
+
+    call_command("send_daily", "--scheduled")
+    call_command("send_daily", "--scheduled")
+
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.endswith(("started.", "started late.")) and second.endswith("running.")
+    assert SendRun.objects.get().day == timezone.localdate()
+
+
+def test_send_daily_scheduled_takes_no_date():
+    with pytest.raises(CommandError, match="--scheduled"):
+        call_command("send_daily", "--scheduled", "--date", TUESDAY.isoformat())

@@ -4,13 +4,13 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from mailer import selectors, services, stats
+from mailer import schedule, selectors, services, stats
 from mailer.models import SendRun
 
 
 class Command(BaseCommand):
     help = (
-        "Start a day's send, as Celery beat does at 07:00 on send days (for system cron). "
+        "Start a day's send, as Celery beat does at the send schedule's time (for system cron). "
         "Safe to run again: a day is sent once."
     )
 
@@ -18,11 +18,24 @@ class Command(BaseCommand):
         parser.add_argument(
             "--date", dest="day", type=date.fromisoformat, help="send day, YYYY-MM-DD (default: today, KST)"
         )
+        parser.add_argument(
+            "--scheduled",
+            action="store_true",
+            help="do what beat does every minute: start today's run if the send schedule says it is time "
+            "(for cron: * * * * *)",
+        )
         parser.add_argument("--dry-run", action="store_true", help="report what would be sent; send nothing")
         parser.add_argument("--wait", action="store_true", help="show progress until the run has finished")
         parser.add_argument("--timeout", type=int, default=3600, help="with --wait: give up after this many seconds")
 
-    def handle(self, *args, day, dry_run, wait, timeout, **options):
+    def handle(self, *args, day, scheduled, dry_run, wait, timeout, **options):
+        if scheduled:
+            if day or dry_run or wait:
+                raise CommandError("--scheduled checks today's schedule: it takes no --date, --dry-run or --wait.")
+            tick = schedule.check_send_schedule(now=timezone.now())
+            self.stdout.write(f"{tick.day:%Y-%m-%d}: {tick.outcome}.")
+            self._say_if_paused("runs start, and their deliveries wait until an admin resumes sending")
+            return
         day = day or timezone.localdate()
         if dry_run:
             self._print_plan(services.plan_daily_send(day=day))
