@@ -15,7 +15,9 @@ def _backoff(task) -> int:
 
 @shared_task(bind=True, max_retries=8)
 def start_daily_send(self, *, day: str | None = None) -> int | None:
-    """Beat's entry point: today's send (in TIME_ZONE) unless a day is given.
+    """A day's start as a task: today's send (in TIME_ZONE) unless a day is given.
+
+    Beat itself ticks `check_send_schedule`, which reads the admin's schedule.
 
     A failed start (the database or SES's quota call unreachable) is tried
     again for about two hours, always for the same day; starting twice is
