@@ -22,7 +22,7 @@ class AdminMailFailed(Exception):
         self.unsent = unsent
 
 
-def _mail_admins(template: str, context: dict, to: list[str]) -> int:
+def mail_admins(template: str, context: dict, to: list[str]) -> int:
     """Mail each of `to` in turn (an operator's mail, in the site's language)."""
     language = settings.LANGUAGE_CODE
     sent = 0
@@ -63,11 +63,11 @@ def send_run_report(*, run_id: int, to: list[str] | None = None) -> int:
         }
     except Exception as exc:  # claimed but not written: a retry must still send it
         raise AdminMailFailed(to) from exc
-    return _mail_admins("run_report", context, to)
+    return mail_admins("run_report", context, to)
 
 
 def send_pause_alert(*, reason: str, to: list[str] | None = None) -> int:
     """Tell ADMINS (or `to`, on a retry) that the daily send is paused; returns how many were mailed."""
     to = [address for _name, address in settings.ADMINS] if to is None else to
     context = {"reason": reason, "admin_url": absolute_url(reverse("admin:mailer_sendingstate_changelist"))}
-    return _mail_admins("sending_paused", context, to)
+    return mail_admins("sending_paused", context, to)

@@ -8,11 +8,12 @@ open even when mounted some other way.
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 
-from mailer import charts, stats
+from mailer import charts, selectors, stats
 from mailer.models import Delivery
 from subscriptions.models import Category, Frequency
 
@@ -54,6 +55,12 @@ def dashboard(request):
         "days": days,
         "day_choices": DAY_CHOICES,
         "state": stats.sending_state(),
+        "missed": selectors.missed_day_waiting(today=timezone.localdate()),
+        "next_sends": [
+            start
+            for start in selectors.upcoming_send_starts(after=timezone.localdate(), count=2)
+            if start > timezone.now()
+        ][:1],
         **_subscriptions(days),
         **_signups(days),
         **_sends(days),

@@ -257,3 +257,66 @@ class SESEvent(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.email}"
+
+
+def default_send_weekdays() -> list[int]:
+    return [0, 1, 2, 3, 4]  # Monday to Friday (date.weekday())
+
+
+class SendSchedule(models.Model):
+    """When the daily send starts: one row, edited in the admin and read by
+    selectors.send_start. Without a row, DAILY_SEND_HOUR/MINUTE Mon-Fri apply."""
+
+    send_time = models.TimeField(_("send time"), help_text=_("Korean time (Asia/Seoul)."))
+    # date.weekday() numbers: 0 is Monday.
+    weekdays = models.JSONField(_("send days"), default=default_send_weekdays)
+    skip_korean_holidays = models.BooleanField(
+        _("skip Korean public holidays"),
+        default=False,
+        help_text=_("No mail on the public holidays of the Republic of Korea, substitute holidays included."),
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("send schedule")
+        verbose_name_plural = _("send schedule")
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="send_schedule_single_row")]
+
+    def __str__(self):
+        return str(_("Send schedule"))
+
+
+class SkipDate(models.Model):
+    """A day with no daily send, whatever its weekday."""
+
+    schedule = models.ForeignKey(SendSchedule, on_delete=models.CASCADE, related_name="skip_dates")
+    day = models.DateField(_("date"), unique=True)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("skip date")
+        verbose_name_plural = _("skip dates")
+        ordering = ["day"]
+
+    def __str__(self):
+        return f"{self.day:%Y-%m-%d}"
+
+
+class MissedDay(models.Model):
+    """A send day whose run had not started by its send time plus the grace:
+    recorded once (so ADMINS are told once), shown in the admin until started."""
+
+    day = models.DateField(_("send day"), unique=True)
+    scheduled_at = models.DateTimeField(_("scheduled start"))
+    detected_at = models.DateTimeField(_("noticed"))
+    alerted_at = models.DateTimeField(_("admins told"), null=True, blank=True)
+    # When the day's run was started after all (the late policy, or an admin's button).
+    started_at = models.DateTimeField(_("started late"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("missed send day")
+        verbose_name_plural = _("missed send days")
+        ordering = ["-day"]
+
+    def __str__(self):
+        return f"{self.day:%Y-%m-%d}"

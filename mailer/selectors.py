@@ -1,15 +1,28 @@
 import bisect
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
+import holidays
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
+from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from mailer.markdown import render_markdown
-from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, Suppression
+from mailer.models import (
+    CategorySettings,
+    Delivery,
+    MissedDay,
+    Question,
+    SendingState,
+    SendRun,
+    SendSchedule,
+    SkipDate,
+    Suppression,
+)
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Category, Frequency, Subscriber, Subscription
 
@@ -123,15 +136,100 @@ def question_text(question: Question, language: str) -> QuestionText:
     return QuestionText(wanted, "", "", "", fell_back=False)
 
 
+def send_schedule() -> SendSchedule:
+    """The schedule in force: the admin's row, or (unsaved) DAILY_SEND_HOUR/MINUTE Monday to Friday."""
+    schedule = SendSchedule.objects.filter(id=1).first()
+    if schedule is None:
+        schedule = SendSchedule(id=1, send_time=time(settings.DAILY_SEND_HOUR, settings.DAILY_SEND_MINUTE))
+    return schedule
+
+
+@functools.lru_cache(maxsize=8)
+def _korean_holidays(year: int) -> frozenset[date]:
+    # Substitute holidays included: the holidays package lists them as days of their own.
+    return frozenset(holidays.country_holidays("KR", years=year))
+
+
+@dataclass(frozen=True)
+class SendCalendar:
+    """The send schedule, read once: which days are send days and when each starts."""
+
+    send_time: time
+    weekdays: frozenset[int]
+    skip_dates: frozenset[date]
+    skip_korean_holidays: bool
+
+    def send_start(self, day: date) -> datetime | None:
+        if day.weekday() not in self.weekdays or day in self.skip_dates:
+            return None
+        if self.skip_korean_holidays and day in _korean_holidays(day.year):
+            return None
+        return scheduled_start(day, self.send_time)
+
+    def is_digest_day(self, day: date) -> bool:
+        """The weekly digest goes on the week's first send day (Monday unless it is skipped)."""
+        monday = day - timedelta(days=day.weekday())
+        earlier = (monday + timedelta(days=n) for n in range(day.weekday()))
+        return self.send_start(day) is not None and all(self.send_start(d) is None for d in earlier)
+
+
+def send_calendar() -> SendCalendar:
+    schedule = send_schedule()
+    skip_dates = SkipDate.objects.values_list("day", flat=True)
+    return SendCalendar(
+        send_time=schedule.send_time,
+        weekdays=frozenset(schedule.weekdays),
+        skip_dates=frozenset(skip_dates),
+        skip_korean_holidays=schedule.skip_korean_holidays,
+    )
+
+
+def scheduled_start(day: date, send_time: time | None = None) -> datetime:
+    """The send time on `day` (TIME_ZONE), whether or not it is a send day."""
+    send_time = send_schedule().send_time if send_time is None else send_time
+    return timezone.make_aware(datetime.combine(day, send_time))
+
+
+def send_start(day: date) -> datetime | None:
+    """When `day`'s send starts, or None if `day` is not a send day.
+
+    The one rule for send days (the admin's send schedule: weekdays, skip
+    dates, Korean public holidays); everything that asks reads it here.
+    """
+    return send_calendar().send_start(day)
+
+
 def is_send_day(day: date) -> bool:
-    return day.weekday() < 5
+    return send_start(day) is not None
+
+
+def upcoming_send_starts(*, after: date, count: int, horizon_days: int = 366) -> list[datetime]:
+    """The next `count` send starts from `after` on (the admin shows them under the schedule)."""
+    calendar = send_calendar()
+    starts = []
+    for n in range(horizon_days):
+        start = calendar.send_start(after + timedelta(days=n))
+        if start is not None:
+            starts.append(start)
+            if len(starts) == count:
+                break
+    return starts
+
+
+def missed_day_waiting(*, today: date) -> MissedDay | None:
+    """Today's missed send day, if its run has still not started (the dashboard's banner)."""
+    missed = MissedDay.objects.filter(day=today, started_at__isnull=True).first()
+    if missed is None or SendRun.objects.filter(day=today).exists():
+        return None
+    return missed
 
 
 def due_subscriptions(*, day: date, cutoff):
-    """Active subscriptions that get mail on `day`: daily ones Monday to Friday,
-    weekly ones on Monday; only those active since before the cut-off."""
-    frequencies = [Frequency.DAILY] + ([Frequency.WEEKLY] if day.weekday() == 0 else [])
-    if not is_send_day(day):
+    """Active subscriptions that get mail on `day`, a send day: daily ones always,
+    weekly ones on the week's first send day; only those active since before the cut-off."""
+    calendar = send_calendar()
+    frequencies = [Frequency.DAILY] + ([Frequency.WEEKLY] if calendar.is_digest_day(day) else [])
+    if calendar.send_start(day) is None:
         frequencies = []
     return Subscription.objects.filter(
         is_active=True,

@@ -6,7 +6,7 @@ from datetime import date
 from celery import shared_task
 from django.utils import timezone
 
-from mailer import alerts
+from mailer import alerts, schedule
 from mailer.sending import batch, recovery, runs
 
 
@@ -16,7 +16,9 @@ def _backoff(task) -> int:
 
 @shared_task(bind=True, max_retries=8)
 def start_daily_send(self, *, day: str | None = None) -> int | None:
-    """Beat's entry point: today's send (in TIME_ZONE) unless a day is given.
+    """A day's start as a task: today's send (in TIME_ZONE) unless a day is given.
+
+    Beat itself ticks `check_send_schedule`, which reads the admin's schedule.
 
     A failed start (the database or SES's quota call unreachable) is tried
     again for about two hours, always for the same day; starting twice is
@@ -57,3 +59,18 @@ def send_pause_alert(self, *, reason: str, to: list[str] | None = None) -> int:
 @shared_task
 def sweep_expired_claims() -> dict:
     return asdict(recovery.sweep_sends())
+
+
+@shared_task
+def check_send_schedule() -> dict:
+    """Beat's tick, every minute: today's run starts at the schedule's time (mailer/schedule.py)."""
+    tick = schedule.check_send_schedule(now=timezone.now())
+    return {"day": tick.day.isoformat(), "outcome": tick.outcome}
+
+
+@shared_task(bind=True, max_retries=5)
+def send_missed_day_alert(self, *, day: str, to: list[str] | None = None) -> int:
+    try:
+        return schedule.send_missed_day_alert(day=date.fromisoformat(day), to=to)
+    except alerts.AdminMailFailed as exc:
+        raise self.retry(exc=exc, kwargs={"day": day, "to": exc.unsent}, countdown=_backoff(self)) from exc

@@ -6,7 +6,6 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 from celery.signals import task_postrun, task_prerun, worker_ready
-from django.conf import settings
 from django.db import close_old_connections
 
 from mailservice.envfile import load_env_file
@@ -21,11 +20,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
-    # Every send day at 07:00 Korean time (DAILY_SEND_HOUR/MINUTE in TIME_ZONE).
-    # Firing twice, or beside a cron `send_daily`, is harmless: one run per day.
-    "daily-send": {
-        "task": "mailer.tasks.start_daily_send",
-        "schedule": crontab(hour=settings.DAILY_SEND_HOUR, minute=settings.DAILY_SEND_MINUTE, day_of_week="mon-fri"),
+    # The send schedule is data an admin edits (admin -> Send schedule), so beat
+    # asks it every minute: the run starts at its time, and a day whose run has
+    # not started by the time plus a grace is reported missed. Firing twice, or
+    # beside a cron `send_daily`, is harmless: one run per day.
+    "send-schedule": {
+        "task": "mailer.tasks.check_send_schedule",
+        "schedule": crontab(),
     },
     # Deliveries whose worker died mid-batch are settled from its journal (the
     # one in flight is "fate unknown"); those of unknown fate are confirmed by

@@ -382,9 +382,18 @@ READER_PAGE_REQUESTS_PER_CLIENT_PER_MINUTE = env_int("READER_PAGE_REQUESTS_PER_C
 
 # --- The daily send --------------------------------------------------------------------
 
-# Celery beat starts the daily send at this time (TIME_ZONE), Monday to Friday.
+# The send time until an admin saves the send schedule (admin -> Send schedule),
+# which then rules: time, weekdays, skip dates, Korean public holidays.
 DAILY_SEND_HOUR = env_int("DAILY_SEND_HOUR", 7)
 DAILY_SEND_MINUTE = env_int("DAILY_SEND_MINUTE", 0)
+# A send day whose run has not started this many minutes after its send time
+# is missed: ADMINS are told once, and the admin shows it with a button.
+MISSED_SEND_GRACE_MINUTES = env_int("MISSED_SEND_GRACE_MINUTES", 30)
+# What a missed day does by itself: "send" starts it late, as soon as it is
+# noticed; "skip" leaves it to an admin's "send today's questions now".
+LATE_SEND_POLICY = env_str("LATE_SEND_POLICY", "send")
+if LATE_SEND_POLICY not in ("send", "skip"):
+    raise ImproperlyConfigured("LATE_SEND_POLICY must be send or skip")
 # Deliveries per Celery task: small enough to spread over workers and to
 # lose little to a crash, large enough to amortise the queries per task.
 SEND_BATCH_SIZE = env_int("SEND_BATCH_SIZE", 100)

@@ -3,7 +3,7 @@
 import logging
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -35,7 +35,7 @@ class SendPlan:
 
 
 def send_cutoff(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time(settings.DAILY_SEND_HOUR, settings.DAILY_SEND_MINUTE)))
+    return selectors.scheduled_start(day)
 
 
 def plan_daily_send(*, day: date) -> SendPlan:

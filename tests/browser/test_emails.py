@@ -14,7 +14,9 @@ from tests.mailer.mail_samples import digest_questions, every_mail
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-WITH_BUTTONS = ("verification", "welcome", "manage_link", "daily", "weekly", "run_report", "sending_paused")
+WITH_BUTTONS = (
+    "verification", "welcome", "manage_link", "daily", "weekly", "run_report", "sending_paused", "send_missed",
+)  # fmt: skip
 # How far two colours may differ and still be one colour (per channel,
 # out of 255): anti-aliasing aside, a drawn area is one exact colour.
 SAME = 3

@@ -1,7 +1,8 @@
 """Every kind of mail DailyQ sends, made through the doors that send it.
 
 `every_mail(language=...)` subscribes, confirms, asks again, runs a Monday
-send for a daily and a weekly reader, reports the run and pauses sending,
+send for a daily and a weekly reader, reports the run, pauses sending and
+misses a send day,
 and returns the message each of those put in Django's test outbox, keyed by
 template name. Tests of the mails' text, spam score and looks all read the
 same real messages. The caller provides a transactional database, eager
@@ -13,9 +14,10 @@ from datetime import date, timedelta
 
 from django.core import mail
 from django.core.mail import EmailMessage
+from django.test import override_settings
 from django.urls import reverse
 
-from mailer import alerts, questions
+from mailer import alerts, questions, schedule
 from mailer.emails import absolute_url
 from mailer.models import Delivery, Question, SendRun
 from mailer.sending import reasons, runs
@@ -24,7 +26,7 @@ from subscriptions.models import Subscription
 from tests.factories import make_subscriber
 
 MONDAY = date(2026, 11, 30)
-KINDS = ("verification", "welcome", "manage_link", "daily", "weekly", "run_report", "sending_paused")
+KINDS = ("verification", "welcome", "manage_link", "daily", "weekly", "run_report", "sending_paused", "send_missed")
 ADMIN = "ops@example.org"
 RUN_DURATION = timedelta(minutes=2, seconds=5, microseconds=123456)
 
@@ -78,6 +80,13 @@ def every_mail(*, language: str, settings) -> dict[str, EmailMessage]:
 
     alerts.send_pause_alert(reason="Complaint rate 0.12% over the last 1000 deliveries (SES reviews at 0.1%).")
     found["sending_paused"] = _only_mail()
+
+    # The service first started at 09:00 on a send day, with the policy to wait for an admin.
+    tuesday = MONDAY + timedelta(days=1)
+    nine = runs.send_cutoff(tuesday) + timedelta(hours=2)
+    with override_settings(LATE_SEND_POLICY="skip"):
+        schedule.check_send_schedule(now=nine)
+    found["send_missed"] = _only_mail()
     return found
 
 

@@ -4,14 +4,14 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from mailer import selectors
+from mailer import schedule, selectors, stats
 from mailer.models import SendRun
 from mailer.sending import runs
 
 
 class Command(BaseCommand):
     help = (
-        "Start a day's send, as Celery beat does at 07:00 on send days (for system cron). "
+        "Start a day's send, as Celery beat does at the send schedule's time (for system cron). "
         "Safe to run again: a day is sent once."
     )
 
@@ -19,11 +19,24 @@ class Command(BaseCommand):
         parser.add_argument(
             "--date", dest="day", type=date.fromisoformat, help="send day, YYYY-MM-DD (default: today, KST)"
         )
+        parser.add_argument(
+            "--scheduled",
+            action="store_true",
+            help="do what beat does every minute: start today's run if the send schedule says it is time "
+            "(for cron: * * * * *)",
+        )
         parser.add_argument("--dry-run", action="store_true", help="report what would be sent; send nothing")
         parser.add_argument("--wait", action="store_true", help="show progress until the run has finished")
         parser.add_argument("--timeout", type=int, default=3600, help="with --wait: give up after this many seconds")
 
-    def handle(self, *args, day, dry_run, wait, timeout, **options):
+    def handle(self, *args, day, scheduled, dry_run, wait, timeout, **options):
+        if scheduled:
+            if day or dry_run or wait:
+                raise CommandError("--scheduled checks today's schedule: it takes no --date, --dry-run or --wait.")
+            tick = schedule.check_send_schedule(now=timezone.now())
+            self.stdout.write(f"{tick.day:%Y-%m-%d}: {tick.outcome}.")
+            self._say_if_paused("runs start, and their deliveries wait until an admin resumes sending")
+            return
         day = day or timezone.localdate()
         if dry_run:
             self._print_plan(runs.plan_daily_send(day=day))
@@ -33,6 +46,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{day:%Y-%m-%d} ({day:%A}) is not a send day: nothing to send.")
             return
         self.stdout.write(f"Send run {run.day:%Y-%m-%d}: {run.total} deliveries, {run.get_status_display().lower()}.")
+        if run.status != SendRun.Status.DONE:
+            self._say_if_paused("its deliveries wait until an admin resumes sending (admin > Sending state)")
         if wait:
             self._wait(run, timeout=timeout)
 
@@ -47,6 +62,15 @@ class Command(BaseCommand):
             self.stdout.write(f"  ! {category} has no published questions: its deliveries would be skipped")
         if SendRun.objects.filter(day=plan.day).exists():
             self.stdout.write("  (this day already has a run: starting it again sends nothing twice)")
+        self._say_if_paused("a run started now would wait until an admin resumes sending (admin > Sending state)")
+
+    def _say_if_paused(self, consequence: str) -> bool:
+        state = stats.sending_state()
+        if state is None or not state.paused:
+            return False
+        reason = f" ({state.reason})" if state.reason else ""
+        self.stdout.write(f"Sending is PAUSED{reason}: {consequence}.")
+        return True
 
     def _wait(self, run, *, timeout):
         deadline = time.monotonic() + timeout
@@ -56,6 +80,8 @@ class Command(BaseCommand):
             run.refresh_from_db()
             completion = selectors.run_completion(run=run)
             line = self._bar(completion.finished, run.total, completion.counts)
+            if run.status != SendRun.Status.DONE and selectors.sending_paused():
+                line += "  PAUSED: waiting for an admin to resume sending"
             if interactive:
                 self.stdout.write("\r" + line, ending="")
             elif line != last_line:
