@@ -17,6 +17,7 @@ from mailer import questions, selectors, services, suppressions
 from mailer.emails import MAIL_HTML_POLICY
 from mailer.markdown import render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
+from subscriptions.addresses import address_hash
 from subscriptions.forms import clean_email_field
 from subscriptions.models import Subscription
 
@@ -40,21 +41,34 @@ class SuppressionForm(forms.ModelForm):
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
     form = SuppressionForm
-    list_display = ("email", "reason", "created_at", "lifted_at")
+    list_display = ("address", "reason", "created_at", "lifted_at")
     list_filter = ("reason", ("lifted_at", admin.EmptyFieldListFilter), "created_at")
     search_fields = ("email",)
     ordering = ("-created_at",)
     readonly_fields = ("created_at", "lifted_at")
     actions = ["lift"]
 
+    @admin.display(description=_("email"), ordering="email")
+    def address(self, suppression):
+        return suppression.email or _("(erased address)")
+
+    def get_readonly_fields(self, request, obj=None):
+        # An erased address is known by its hash only: nothing to edit.
+        return (*self.readonly_fields, "email") if obj is not None and not obj.email else self.readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        # An address searched for also finds its suppression kept after erasure, by the hash.
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if "@" in search_term:
+            results |= queryset.filter(email_hash=address_hash(search_term.strip()))
+        return results, may_have_duplicates
+
     def has_delete_permission(self, request, obj=None):
         return False  # lifted, never deleted: the row is the address's history
 
     @admin.action(description=_("Lift: allow mail to these addresses again"))
     def lift(self, request, queryset):
-        lifted = sum(
-            suppressions.lift_suppression(email=email) for email in queryset.values_list("email", flat=True).distinct()
-        )
+        lifted = suppressions.lift_suppressions(ids=queryset.values_list("id", flat=True))
         self.message_user(request, _("%(n)d suppressions lifted.") % {"n": lifted})
 
 
@@ -277,11 +291,11 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("email"))
     def subscriber_email(self, delivery):
-        return delivery.subscription.subscriber.email
+        return delivery.subscription.subscriber.email if delivery.subscription else _("(erased)")
 
     @admin.display(description=_("category"))
     def category(self, delivery):
-        return delivery.subscription.get_category_display()
+        return delivery.subscription.get_category_display() if delivery.subscription else "—"
 
     def has_add_permission(self, request):
         return False

@@ -12,7 +12,6 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
-from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -32,7 +31,7 @@ from mailer.ses import (
     send_message,
 )
 from mailer.suppressions import suppress_address
-from subscriptions.addresses import canonical_email
+from subscriptions.addresses import canonical_email, redact_addresses
 from subscriptions.links import ReaderLinks
 from subscriptions.models import Category, Frequency, Subscriber, Subscription
 
@@ -381,13 +380,7 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
         {qid for mail in mails for qid in mail.question_ids}
     )
     emails = sorted({mail.email for mail in mails})
-    suppressed = {
-        email.lower()
-        for email in Suppression.objects.filter(lifted_at__isnull=True)
-        .annotate(email_lower=Lower("email"))
-        .filter(email_lower__in=[e.lower() for e in emails])
-        .values_list("email", flat=True)
-    }
+    suppressed = {email.lower() for email in selectors.suppressed_addresses(emails=emails)}
     stop: SendOutcome | None = None
     in_flight: OutgoingMail | None = None
     written: set[int] = set()  # rows whose outcome is already in the database
@@ -698,7 +691,9 @@ def retry_failed_deliveries(*, run: SendRun) -> int:
     later = Delivery.objects.filter(subscription_id=OuterRef("subscription_id"), run__day__gt=run.day)
     with transaction.atomic():
         count = (
-            Delivery.objects.filter(run=run, status__in=[Delivery.Status.FAILED, Delivery.Status.DEFERRED])
+            Delivery.objects.filter(
+                run=run, status__in=[Delivery.Status.FAILED, Delivery.Status.DEFERRED], subscription__isnull=False
+            )
             .exclude(Exists(later))
             .update(status=Delivery.Status.PENDING, reason="", claim="", attempts=0)
         )
@@ -871,7 +866,9 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
     # The addresses are read as SES sent them: one with a character PostgreSQL
     # cannot store (NUL) is no address DailyQ mailed, not the one without it.
     recipients = _named_recipients(kind, _mapping(message.get(kind)))
-    message = _storable(message)
+    # An erased reader's address is not stored again (subscriptions.erasure).
+    erased = selectors.erased_addresses(emails=recipients)
+    message = redact_addresses(_storable(message), erased)
     mail = _mapping(message.get("mail"))
     ses_message_id = str(mail.get("messageId", ""))[:200]
     detail = _mapping(message.get(kind))
@@ -885,7 +882,7 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
                     sns_message_id=str(notification.get("MessageId", ""))[:100] or uuid.uuid4().hex,
                     kind=kind,
                     bounce_type=bounce_type,
-                    email=(recipients[0] if recipients else "")[:254],
+                    email=(recipients[0] if recipients and recipients[0] not in erased else "")[:254],
                     ses_message_id=ses_message_id,
                     delivery=delivery,
                     payload=message,
@@ -947,8 +944,8 @@ def record_send_event(*, message: dict) -> bool:
         .values_list("status", "accepted_message_id", "subscription__subscriber__email")
         .first()
     )
-    if row is None or row[0] == Delivery.Status.SENT or row[1]:
-        return False  # written down by its batch already, or noted before
+    if row is None or row[0] == Delivery.Status.SENT or row[1] or row[2] is None:
+        return False  # written down by its batch already, noted before, or its reader erased
     recipients = {
         address.lower() for address in (_valid_address(a) for a in _sequence(mail.get("destination"))[:50]) if address
     }

@@ -6,7 +6,7 @@ from datetime import date
 from celery import shared_task
 from django.utils import timezone
 
-from mailer import services
+from mailer import retention, services
 
 
 def _backoff(task) -> int:
@@ -56,3 +56,8 @@ def send_pause_alert(self, *, reason: str, to: list[str] | None = None) -> int:
 @shared_task
 def sweep_expired_claims() -> dict:
     return asdict(services.sweep_sends())
+
+
+@shared_task
+def purge_expired() -> dict:
+    return asdict(retention.purge_expired())

@@ -2,6 +2,7 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
 from django.db.models import Max
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -13,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from mailer.suppressions import suppress_address
-from subscriptions import importing, services
+from subscriptions import erasure, importing, services
 from subscriptions.forms import clean_email_field
 from subscriptions.models import SetAsideAddress, Subscriber, Subscription, Verification
 
@@ -92,7 +93,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [SubscriptionInline]
     readonly_fields = ("consented_at", "confirmed_at", "unsubscribed_at", "created_at", "updated_at")
-    actions = ["resend_verification", "unsubscribe_all", "suppress", "export_csv"]
+    actions = ["resend_verification", "unsubscribe_all", "suppress", "erase", "export_csv"]
     change_list_template = "admin/subscriptions/subscriber/change_list.html"
 
     def get_queryset(self, request):
@@ -102,6 +103,26 @@ class SubscriberAdmin(admin.ModelAdmin):
             .annotate(last_mail_at=Max("subscriptions__last_sent_at"))
             .prefetch_related("subscriptions")
         )
+
+    def get_actions(self, request):
+        # Deleting a person is erasing them: "erase" says so, and asks first.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_model(self, request, obj):
+        erasure.erase_subscribers(subscriber_ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        erasure.erase_subscribers(subscriber_ids=list(queryset.values_list("pk", flat=True)))
+
+    @admin.action(
+        description=_("Erase: delete these people's data (deliveries stay anonymous, suppressions as a hash)"),
+        permissions=["delete"],
+    )
+    def erase(self, request, queryset):
+        # Django's own confirmation page; its "yes" comes back here and ends in delete_queryset.
+        return delete_selected(self, request, queryset)
 
     def get_readonly_fields(self, request, obj=None):
         # A status changes through the actions (verification mail, unsubscribe),

@@ -5,6 +5,7 @@ from email.utils import parseaddr
 from botocore.loaders import create_loader
 from django.conf import settings
 
+from mailer.retention import retention
 from subscriptions import tokens
 from subscriptions.models import Category, Subscriber
 
@@ -66,11 +67,15 @@ class PrivacyPolicy:
     ses_region: str
     ses_region_name: str
     code_minutes: int
+    delivery_days: int
+    event_days: int
+    verification_days: int
 
 
 def privacy_policy() -> PrivacyPolicy:
     """What /privacy/ names, from settings: unset, the operator is DailyQ and the contact the sender."""
     operator = settings.OPERATOR_NAME or "DailyQ"
+    kept = retention()
     return PrivacyPolicy(
         operator=operator,
         officer=settings.PRIVACY_OFFICER_NAME or operator,
@@ -78,6 +83,9 @@ def privacy_policy() -> PrivacyPolicy:
         ses_region=settings.AWS_SES_REGION_NAME,
         ses_region_name=aws_region_name(settings.AWS_SES_REGION_NAME),
         code_minutes=max(1, settings.VERIFICATION_CODE_TTL_SECONDS // 60),
+        delivery_days=kept.deliveries_days,
+        event_days=kept.events_days,
+        verification_days=kept.verifications_days,
     )
 
 
