@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from mailer import questions, selectors, services, suppressions
@@ -19,7 +20,7 @@ from mailer.markdown import render_markdown
 from mailer.models import CategorySettings, Delivery, Question, SendingState, SendRun, SESEvent, Suppression
 from subscriptions.addresses import address_hash
 from subscriptions.forms import clean_email_field
-from subscriptions.models import Subscription
+from subscriptions.models import Subscriber, Subscription
 
 
 class SuppressionForm(forms.ModelForm):
@@ -143,17 +144,50 @@ class QuestionAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Publish"))
     def publish(self, request, queryset):
-        questions.publish_questions(question_ids=list(queryset.values_list("pk", flat=True)), published=True)
+        count = questions.publish_questions(question_ids=list(queryset.values_list("pk", flat=True)), published=True)
+        self.message_user(
+            request, ngettext("%(n)d question published.", "%(n)d questions published.", count) % {"n": count}
+        )
 
     @admin.action(description=_("Unpublish (never sent, hidden from the site)"))
     def unpublish(self, request, queryset):
-        questions.publish_questions(question_ids=list(queryset.values_list("pk", flat=True)), published=False)
+        count = questions.publish_questions(question_ids=list(queryset.values_list("pk", flat=True)), published=False)
+        self.message_user(
+            request,
+            ngettext(
+                "%(n)d question unpublished: it is not sent and not shown on the site.",
+                "%(n)d questions unpublished: they are not sent and not shown on the site.",
+                count,
+            )
+            % {"n": count},
+        )
+
+
+class CategorySettingsForm(forms.ModelForm):
+    class Meta:
+        model = CategorySettings
+        fields = ["category", "start_position"]
+
+    def clean(self):
+        cleaned = super().clean()
+        category = cleaned.get("category") or self.instance.category
+        position = cleaned.get("start_position")
+        if category and position is not None:
+            try:
+                questions.validate_start_position(category=category, position=position)
+            except forms.ValidationError as error:
+                self.add_error("start_position", error)
+        return cleaned
 
 
 @admin.register(CategorySettings)
 class CategorySettingsAdmin(admin.ModelAdmin):
+    form = CategorySettingsForm
     list_display = ("category", "start_position")
     list_editable = ("start_position",)
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=CategorySettingsForm, **kwargs)
 
 
 class TestSendForm(forms.Form):
@@ -281,10 +315,46 @@ class SendRunAdmin(admin.ModelAdmin):
         return response
 
 
+class SubscriberFilter(admin.SimpleListFilter):
+    """One subscriber's rows, linked from their page; shown only while in use (the list of all would be long)."""
+
+    title = _("subscriber")
+    parameter_name = "subscriber"
+
+    def rows_of(self, subscriber_id: int) -> Q:
+        raise NotImplementedError
+
+    def lookups(self, request, model_admin):
+        value = request.GET.get(self.parameter_name, "")
+        if not value.isdigit():
+            return []
+        email = Subscriber.objects.filter(pk=value).values_list("email", flat=True).first()
+        return [(value, email)] if email else []
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(self.rows_of(int(value))).distinct()
+
+
+class DeliverySubscriberFilter(SubscriberFilter):
+    def rows_of(self, subscriber_id):
+        return Q(subscription__subscriber_id=subscriber_id)
+
+
+class EventSubscriberFilter(SubscriberFilter):
+    def rows_of(self, subscriber_id):
+        email = Subscriber.objects.filter(pk=subscriber_id).values_list("email", flat=True).first()
+        return Q(delivery__subscription__subscriber_id=subscriber_id) | (Q(email=email) if email else Q(pk__in=[]))
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ("run", "subscriber_email", "category", "status", "reason", "ses_message_id", "sent_at")
-    list_filter = ("status", "run", "subscription__category")
+    list_display = ("run", "subscriber_email", "category", "status", "feedback", "reason", "ses_message_id", "sent_at")
+    list_filter = ("status", "feedback", DeliverySubscriberFilter, "run", "subscription__category")
     search_fields = ("subscription__subscriber__email", "ses_message_id")
     list_select_related = ("run", "subscription__subscriber")
     show_full_result_count = False
@@ -328,7 +398,7 @@ class SendingStateAdmin(admin.ModelAdmin):
 @admin.register(SESEvent)
 class SESEventAdmin(admin.ModelAdmin):
     list_display = ("received_at", "kind", "bounce_type", "email", "ses_message_id", "delivery")
-    list_filter = ("kind", "bounce_type", "received_at")
+    list_filter = ("kind", "bounce_type", EventSubscriberFilter, "received_at")
     search_fields = ("email", "ses_message_id")
     list_select_related = ("delivery",)
     readonly_fields = [f.name for f in SESEvent._meta.fields]
