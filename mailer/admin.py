@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from mailer import questions, schedule, selectors, stats, suppressions
@@ -30,8 +31,9 @@ from mailer.models import (
     Suppression,
 )
 from mailer.sending import daily_email, runs
+from subscriptions.addresses import address_hash
 from subscriptions.forms import clean_email_field
-from subscriptions.models import Subscription
+from subscriptions.models import Subscriber, Subscription
 
 
 class SuppressionForm(forms.ModelForm):
@@ -53,21 +55,34 @@ class SuppressionForm(forms.ModelForm):
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
     form = SuppressionForm
-    list_display = ("email", "reason", "created_at", "lifted_at")
+    list_display = ("address", "reason", "created_at", "lifted_at")
     list_filter = ("reason", ("lifted_at", admin.EmptyFieldListFilter), "created_at")
     search_fields = ("email",)
     ordering = ("-created_at",)
     readonly_fields = ("created_at", "lifted_at")
     actions = ["lift"]
 
+    @admin.display(description=_("email"), ordering="email")
+    def address(self, suppression):
+        return suppression.email or _("(erased address)")
+
+    def get_readonly_fields(self, request, obj=None):
+        # An erased address is known by its hash only: nothing to edit.
+        return (*self.readonly_fields, "email") if obj is not None and not obj.email else self.readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        # An address searched for also finds its suppression kept after erasure, by the hash.
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if "@" in search_term:
+            results |= queryset.filter(email_hash=address_hash(search_term.strip()))
+        return results, may_have_duplicates
+
     def has_delete_permission(self, request, obj=None):
         return False  # lifted, never deleted: the row is the address's history
 
     @admin.action(description=_("Lift: allow mail to these addresses again"))
     def lift(self, request, queryset):
-        lifted = sum(
-            suppressions.lift_suppression(email=email) for email in queryset.values_list("email", flat=True).distinct()
-        )
+        lifted = suppressions.lift_suppressions(ids=queryset.values_list("id", flat=True))
         self.message_user(request, _("%(n)d suppressions lifted.") % {"n": lifted})
 
 
@@ -170,17 +185,50 @@ class QuestionAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Publish"))
     def publish(self, request, queryset):
-        questions.publish_questions(question_ids=list(queryset.values_list("pk", flat=True)), published=True)
+        count = questions.publish_questions(question_ids=list(queryset.values_list("pk", flat=True)), published=True)
+        self.message_user(
+            request, ngettext("%(n)d question published.", "%(n)d questions published.", count) % {"n": count}
+        )
 
     @admin.action(description=_("Unpublish (never sent, hidden from the site)"))
     def unpublish(self, request, queryset):
-        questions.publish_questions(question_ids=list(queryset.values_list("pk", flat=True)), published=False)
+        count = questions.publish_questions(question_ids=list(queryset.values_list("pk", flat=True)), published=False)
+        self.message_user(
+            request,
+            ngettext(
+                "%(n)d question unpublished: it is not sent and not shown on the site.",
+                "%(n)d questions unpublished: they are not sent and not shown on the site.",
+                count,
+            )
+            % {"n": count},
+        )
+
+
+class CategorySettingsForm(forms.ModelForm):
+    class Meta:
+        model = CategorySettings
+        fields = ["category", "start_position"]
+
+    def clean(self):
+        cleaned = super().clean()
+        category = cleaned.get("category") or self.instance.category
+        position = cleaned.get("start_position")
+        if category and position is not None:
+            try:
+                questions.validate_start_position(category=category, position=position)
+            except forms.ValidationError as error:
+                self.add_error("start_position", error)
+        return cleaned
 
 
 @admin.register(CategorySettings)
 class CategorySettingsAdmin(admin.ModelAdmin):
+    form = CategorySettingsForm
     list_display = ("category", "start_position")
     list_editable = ("start_position",)
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=CategorySettingsForm, **kwargs)
 
 
 class TestSendForm(forms.Form):
@@ -319,21 +367,57 @@ class SendRunAdmin(admin.ModelAdmin):
         return response
 
 
+class SubscriberFilter(admin.SimpleListFilter):
+    """One subscriber's rows, linked from their page; shown only while in use (the list of all would be long)."""
+
+    title = _("subscriber")
+    parameter_name = "subscriber"
+
+    def rows_of(self, subscriber_id: int) -> Q:
+        raise NotImplementedError
+
+    def lookups(self, request, model_admin):
+        value = request.GET.get(self.parameter_name, "")
+        if not value.isdigit():
+            return []
+        email = Subscriber.objects.filter(pk=value).values_list("email", flat=True).first()
+        return [(value, email)] if email else []
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(self.rows_of(int(value))).distinct()
+
+
+class DeliverySubscriberFilter(SubscriberFilter):
+    def rows_of(self, subscriber_id):
+        return Q(subscription__subscriber_id=subscriber_id)
+
+
+class EventSubscriberFilter(SubscriberFilter):
+    def rows_of(self, subscriber_id):
+        email = Subscriber.objects.filter(pk=subscriber_id).values_list("email", flat=True).first()
+        return Q(delivery__subscription__subscriber_id=subscriber_id) | (Q(email=email) if email else Q(pk__in=[]))
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ("run", "subscriber_email", "category", "status", "reason", "ses_message_id", "sent_at")
-    list_filter = ("status", "run", "subscription__category")
+    list_display = ("run", "subscriber_email", "category", "status", "feedback", "reason", "ses_message_id", "sent_at")
+    list_filter = ("status", "feedback", DeliverySubscriberFilter, "run", "subscription__category")
     search_fields = ("subscription__subscriber__email", "ses_message_id")
     list_select_related = ("run", "subscription__subscriber")
     show_full_result_count = False
 
     @admin.display(description=_("email"))
     def subscriber_email(self, delivery):
-        return delivery.subscription.subscriber.email
+        return delivery.subscription.subscriber.email if delivery.subscription else _("(erased)")
 
     @admin.display(description=_("category"))
     def category(self, delivery):
-        return delivery.subscription.get_category_display()
+        return delivery.subscription.get_category_display() if delivery.subscription else "—"
 
     def has_add_permission(self, request):
         return False
@@ -549,7 +633,7 @@ class MissedDayAdmin(admin.ModelAdmin):
 @admin.register(SESEvent)
 class SESEventAdmin(admin.ModelAdmin):
     list_display = ("received_at", "kind", "bounce_type", "email", "ses_message_id", "delivery")
-    list_filter = ("kind", "bounce_type", "received_at")
+    list_filter = ("kind", "bounce_type", EventSubscriberFilter, "received_at")
     search_fields = ("email", "ses_message_id")
     list_select_related = ("delivery",)
     readonly_fields = [f.name for f in SESEvent._meta.fields]

@@ -18,7 +18,7 @@ from mailer.sending.batch import DELIVERY_TAG
 from mailer.sending.recovery import LAST_SEND_EVENT_KEY, confirm_sent_deliveries
 from mailer.sending.runs import pause_sending
 from mailer.suppressions import suppress_address
-from subscriptions.addresses import canonical_email
+from subscriptions.addresses import canonical_email, redact_addresses
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
     # The addresses are read as SES sent them: one with a character PostgreSQL
     # cannot store (NUL) is no address DailyQ mailed, not the one without it.
     recipients = _named_recipients(kind, _mapping(message.get(kind)))
-    message = _storable(message)
+    # An erased reader's address is not stored again (subscriptions.erasure).
+    erased = selectors.erased_addresses(emails=recipients)
+    message = redact_addresses(_storable(message), erased)
     mail = _mapping(message.get("mail"))
     ses_message_id = str(mail.get("messageId", ""))[:200]
     detail = _mapping(message.get(kind))
@@ -65,7 +67,7 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
                     sns_message_id=str(notification.get("MessageId", ""))[:100] or uuid.uuid4().hex,
                     kind=kind,
                     bounce_type=bounce_type,
-                    email=(recipients[0] if recipients else "")[:254],
+                    email=(recipients[0] if recipients and recipients[0] not in erased else "")[:254],
                     ses_message_id=ses_message_id,
                     delivery=delivery,
                     payload=message,
@@ -127,8 +129,8 @@ def record_send_event(*, message: dict) -> bool:
         .values_list("status", "accepted_message_id", "subscription__subscriber__email")
         .first()
     )
-    if row is None or row[0] == Delivery.Status.SENT or row[1]:
-        return False  # written down by its batch already, or noted before
+    if row is None or row[0] == Delivery.Status.SENT or row[1] or row[2] is None:
+        return False  # written down by its batch already, noted before, or its reader erased
     recipients = {
         address.lower() for address in (_valid_address(a) for a in _sequence(mail.get("destination"))[:50]) if address
     }

@@ -4,6 +4,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from mailer.markdown import validate_markdown_size
+from subscriptions.addresses import address_hash
 from subscriptions.models import Category
 
 
@@ -19,8 +20,12 @@ class Suppression(models.Model):
         COMPLAINT = "complaint", _("Complaint")
         ADMIN = "admin", _("Suppressed by an admin")
 
-    # The canonical form (subscriptions.addresses), as a subscriber's is.
-    email = models.EmailField(_("email"), max_length=254)
+    # The canonical form (subscriptions.addresses), as a subscriber's is;
+    # empty once its owner is erased, when only the hash tells the address.
+    email = models.EmailField(_("email"), max_length=254, blank=True)
+    # subscriptions.addresses.address_hash of the address: what the gate checks
+    # too, so a suppression outlives the erasure of its address.
+    email_hash = models.CharField(_("address hash"), max_length=64, editable=False)
     reason = models.CharField(_("reason"), max_length=16, choices=Reason)
     detail = models.TextField(_("detail"), blank=True)
     created_at = models.DateTimeField(_("suppressed"), auto_now_add=True)
@@ -31,12 +36,42 @@ class Suppression(models.Model):
         verbose_name_plural = _("suppressions")
         constraints = [
             models.UniqueConstraint(
-                fields=["email"], condition=models.Q(lifted_at__isnull=True), name="suppression_one_active_per_email"
+                fields=["email"],
+                condition=models.Q(lifted_at__isnull=True) & ~models.Q(email=""),
+                name="suppression_one_active_per_email",
+            ),
+            models.UniqueConstraint(
+                fields=["email_hash"],
+                condition=models.Q(lifted_at__isnull=True),
+                name="suppression_one_active_per_hash",
             ),
         ]
 
     def __str__(self):
-        return f"{self.email} ({self.get_reason_display()})"
+        return f"{self.email or _('(erased address)')} ({self.get_reason_display()})"
+
+    def save(self, *args, **kwargs):
+        if self.email:
+            self.email_hash = address_hash(self.email)
+        super().save(*args, **kwargs)
+
+
+class ErasedAddress(models.Model):
+    """An address whose owner was erased, as a keyed hash only (subscriptions.erasure).
+
+    An SES event about it that arrives later (a bounce of an earlier mail) is
+    stored and acted on without the address, unless it is a subscriber again.
+    """
+
+    email_hash = models.CharField(_("address hash"), max_length=64, unique=True)
+    erased_at = models.DateTimeField(_("erased"))
+
+    class Meta:
+        verbose_name = _("erased address")
+        verbose_name_plural = _("erased addresses")
+
+    def __str__(self):
+        return f"{self.email_hash[:12]}… @ {self.erased_at:%Y-%m-%d}"
 
 
 class Question(models.Model):
@@ -169,7 +204,11 @@ class Delivery(models.Model):
     # there are only those some query needs; run_id is served by the indexes
     # that start with it (bench/README.md).
     run = models.ForeignKey(SendRun, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
-    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.CASCADE, related_name="deliveries")
+    # Empty once its reader is erased (subscriptions.erasure): the row stays, without
+    # the person, so the run's counts stay right.
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription", on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
+    )
     # The question(s) this mail carries: one, or five for a weekly digest.
     question_ids = models.JSONField(_("questions"), default=list)
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PENDING)

@@ -14,6 +14,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Case, F, Max, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from mailer.markdown import list_markdown_changes
 from mailer.models import CategorySettings, Question
@@ -197,6 +198,27 @@ def save_question(*, question: Question, position: int | None = None) -> Questio
         if position and position != question.position:
             move_question(question=question, position=position)
     return question
+
+
+def validate_start_position(*, category: str, position: int) -> None:
+    """Where new subscriptions of `category` start must be a place in its bank: 1 to its last position.
+
+    Raises ValidationError naming the limit.
+    """
+    last = Question.objects.filter(category=category).aggregate(last=Max("position"))["last"]
+    name = Category(category).label if category in Category.values else category
+    if last is None and position != 1:
+        raise ValidationError(
+            _("%(category)s has no questions yet, so its start position can only be 1."),
+            code="no_questions",
+            params={"category": name},
+        )
+    if last is not None and not 1 <= position <= last:
+        raise ValidationError(
+            _("The start position must be between 1 and %(last)d, the last question of %(category)s."),
+            code="past_the_bank",
+            params={"last": last, "category": name},
+        )
 
 
 def publish_questions(*, question_ids: list[int], published: bool) -> int:

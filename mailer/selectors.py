@@ -15,6 +15,7 @@ from mailer.markdown import render_markdown
 from mailer.models import (
     CategorySettings,
     Delivery,
+    ErasedAddress,
     MissedDay,
     Question,
     SendingState,
@@ -23,7 +24,7 @@ from mailer.models import (
     SkipDate,
     Suppression,
 )
-from subscriptions.addresses import canonical_email
+from subscriptions.addresses import address_hash, canonical_email
 from subscriptions.models import Category, Frequency, Subscriber, Subscription
 
 
@@ -33,14 +34,35 @@ def is_suppressed(*, email: str) -> bool:
 
 
 def suppressed_addresses(*, emails: Iterable[str]) -> set[str]:
-    """Those of `emails` a suppression in force holds, in any spelling (one query)."""
-    keys = {email: address_key(email) for email in emails}
+    """Those of `emails` a suppression in force holds, in any spelling (one query).
+
+    A suppression is found by its address or by the keyed hash of it: the
+    hash is all that is left of a suppressed address once its owner is erased.
+    """
+    keys = {email: (address_key(email), address_hash(email)) for email in emails}
     if not keys:
         return set()
-    held = set(
-        Suppression.objects.filter(email__in=set(keys.values()), lifted_at__isnull=True).values_list("email", flat=True)
+    by_address = Q(email__in={key for key, _hash in keys.values()})
+    by_hash = Q(email_hash__in={hashed for _key, hashed in keys.values()})
+    held = Suppression.objects.filter(by_address | by_hash, lifted_at__isnull=True).values_list("email", "email_hash")
+    held_emails = {email for email, _hash in held if email}
+    held_hashes = {hashed for _email, hashed in held}
+    return {email for email, (key, hashed) in keys.items() if key in held_emails or hashed in held_hashes}
+
+
+def erased_addresses(*, emails: Iterable[str]) -> set[str]:
+    """Those of `emails` whose owner was erased and has not subscribed again: DailyQ must not store them."""
+    hashes = {email: address_hash(email) for email in emails}
+    if not hashes:
+        return set()
+    erased = set(ErasedAddress.objects.filter(email_hash__in=hashes.values()).values_list("email_hash", flat=True))
+    candidates = {email for email, hashed in hashes.items() if hashed in erased}
+    if not candidates:
+        return set()
+    kept = set(
+        Subscriber.objects.filter(email__in={address_key(e) for e in candidates}).values_list("email", flat=True)
     )
-    return {email for email, key in keys.items() if key in held}
+    return {email for email in candidates if address_key(email) not in kept}
 
 
 def address_key(email: str) -> str:

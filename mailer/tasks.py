@@ -6,7 +6,7 @@ from datetime import date
 from celery import shared_task
 from django.utils import timezone
 
-from mailer import alerts, schedule
+from mailer import alerts, retention, schedule
 from mailer.sending import batch, recovery, runs
 
 
@@ -74,3 +74,8 @@ def send_missed_day_alert(self, *, day: str, to: list[str] | None = None) -> int
         return schedule.send_missed_day_alert(day=date.fromisoformat(day), to=to)
     except alerts.AdminMailFailed as exc:
         raise self.retry(exc=exc, kwargs={"day": day, "to": exc.unsent}, countdown=_backoff(self)) from exc
+
+
+@shared_task
+def purge_expired() -> dict:
+    return asdict(retention.purge_expired())

@@ -35,6 +35,12 @@ app.conf.beat_schedule = {
         "task": "mailer.tasks.sweep_expired_claims",
         "schedule": crontab(minute="*/5"),
     },
+    # Deliveries, SES events and dead verifications past their retention
+    # (mailer/retention.py), at a quiet hour.
+    "purge-expired": {
+        "task": "mailer.tasks.purge_expired",
+        "schedule": crontab(hour=4, minute=30),
+    },
     "heartbeat": {
         "task": "mailservice.tasks.record_heartbeat",
         "schedule": crontab(minute="*/5"),

@@ -9,6 +9,8 @@ is missing. `.env.example` documents every variable; a `.env` file is read
 before this module loads (mailservice/envfile.py), the real environment first.
 """
 
+import hashlib
+import hmac
 import os
 from datetime import timedelta
 from email.utils import getaddresses, parseaddr
@@ -352,6 +354,21 @@ if PRIVACY_CONTACT_EMAIL and (
     "@" not in PRIVACY_CONTACT_EMAIL or parseaddr(PRIVACY_CONTACT_EMAIL)[1] != PRIVACY_CONTACT_EMAIL
 ):
     raise ImproperlyConfigured(f"PRIVACY_CONTACT_EMAIL={PRIVACY_CONTACT_EMAIL!r} is not a plain email address.")
+
+# --- Retention and erasure --------------------------------------------------------------
+
+# How long DailyQ keeps what it records about mail (manage.py purge_expired and
+# beat, daily; the privacy page states them): delivery rows and SES events by
+# their day, verifications after they died (confirmed, revoked or expired).
+DELIVERY_RETENTION_DAYS = env_int("DELIVERY_RETENTION_DAYS", 400)
+SES_EVENT_RETENTION_DAYS = env_int("SES_EVENT_RETENTION_DAYS", 400)
+VERIFICATION_RETENTION_DAYS = env_int("VERIFICATION_RETENTION_DAYS", 7)
+# The key of the hash an erased address's suppression is kept as (HMAC-SHA256 of
+# the canonical address). Changing it forgets the suppressions of erased addresses.
+SUPPRESSION_HASH_KEY = (
+    env_str("SUPPRESSION_HASH_KEY")
+    or hmac.new(SECRET_KEY.encode(), b"dailyq.suppression-hash", hashlib.sha256).hexdigest()
+)
 
 # --- Subscriptions ---------------------------------------------------------------------
 

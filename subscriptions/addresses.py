@@ -15,9 +15,13 @@ into this form first, and the database holds only this form.
 - The domain is kept in its IDNA (ASCII) form, lower-cased.
 """
 
+import hashlib
+import hmac
 import re
 import unicodedata
+from collections.abc import Iterable
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
@@ -81,3 +85,42 @@ def _local_part(local: str) -> str:
     if _DOT_ATOM.match(content):
         return content
     return '"' + _NEEDS_ESCAPE.sub(r"\\\1", content) + '"'
+
+
+def address_hash(email: str) -> str:
+    """A keyed hash (HMAC-SHA256, SUPPRESSION_HASH_KEY) of the address's canonical form.
+
+    What DailyQ keeps of an erased address it must still refuse to mail: it
+    tells that address apart without naming it. An address with no canonical
+    form (stored before addresses were canonical) is hashed as it is.
+    """
+    try:
+        key = canonical_email(email)
+    except ValidationError:
+        key = email
+    return hmac.new(
+        settings.SUPPRESSION_HASH_KEY.encode(), key.encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).hexdigest()
+
+
+# Put in place of a string that named an erased address.
+ERASED = "(erased)"
+
+
+def redact_addresses(value, addresses: Iterable[str]):
+    """`value` (JSON: an SES event) with every string that names one of `addresses` replaced by ERASED."""
+    addresses = {address.lower() for address in addresses}
+    if not addresses:
+        return value
+    return _redact(value, addresses)
+
+
+def _redact(value, addresses: set[str]):
+    if isinstance(value, str):
+        lowered = value.lower()
+        return ERASED if any(address in lowered for address in addresses) else value
+    if isinstance(value, dict):
+        return {key: _redact(item, addresses) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact(item, addresses) for item in value]
+    return value

@@ -2,9 +2,11 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
 from django.db.models import Max
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -13,9 +15,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from mailer.suppressions import suppress_address
-from subscriptions import importing, services
+from subscriptions import erasure, importing, selectors, services
 from subscriptions.forms import clean_email_field
-from subscriptions.models import SetAsideAddress, Subscriber, Subscription, Verification
+from subscriptions.models import Category, SetAsideAddress, Subscriber, Subscription, Verification
+from subscriptions.selectors import MailState
 
 IMPORT_SESSION_KEY = "subscriptions.admin.import_csv"
 IMPORT_MAX_BYTES = 2 * 1024 * 1024
@@ -53,6 +56,32 @@ def _csv_cell(value) -> str:
     return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
 
 
+class MailStateFilter(admin.SimpleListFilter):
+    title = _("mail")
+    parameter_name = "mail_state"
+
+    def lookups(self, request, model_admin):
+        return MailState.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(mail_state=self.value()) if self.value() else queryset
+
+
+class ActiveCategoryFilter(admin.SimpleListFilter):
+    """Subscribers by the categories they get now; a category they left does not count."""
+
+    title = _("active category")
+    parameter_name = "category"
+
+    def lookups(self, request, model_admin):
+        return Category.choices
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        return queryset.filter(subscriptions__category=self.value(), subscriptions__is_active=True)
+
+
 class ImportForm(forms.Form):
     file = forms.FileField(
         label=_("CSV file"),
@@ -85,23 +114,67 @@ class SubscriberForm(forms.ModelForm):
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
     form = SubscriberForm
-    list_display = ("email", "status", "categories", "frequency", "language", "created_at", "confirmed_at", "last_mail")
-    list_filter = ("status", "frequency", "language", "subscriptions__category", "created_at", "confirmed_at")
+    list_display = (
+        "email", "mail", "status", "categories", "frequency", "language", "created_at", "confirmed_at", "last_mail",
+    )  # fmt: skip
+    list_filter = (
+        MailStateFilter, "status", ActiveCategoryFilter, "frequency", "language", "created_at", "confirmed_at",
+    )  # fmt: skip
     search_fields = ("email",)
     ordering = ("-created_at",)
     date_hierarchy = "created_at"
     inlines = [SubscriptionInline]
-    readonly_fields = ("consented_at", "confirmed_at", "unsubscribed_at", "created_at", "updated_at")
-    actions = ["resend_verification", "unsubscribe_all", "suppress", "export_csv"]
+    readonly_fields = ("consented_at", "confirmed_at", "unsubscribed_at", "created_at", "updated_at", "mail_history")
+    actions = ["resend_verification", "unsubscribe_all", "suppress", "erase", "export_csv"]
     change_list_template = "admin/subscriptions/subscriber/change_list.html"
 
     def get_queryset(self, request):
-        return (
+        return selectors.with_mail_state(
             super()
             .get_queryset(request)
             .annotate(last_mail_at=Max("subscriptions__last_sent_at"))
             .prefetch_related("subscriptions")
         )
+
+    @admin.display(description=_("mail"), ordering="mail_state")
+    def mail(self, subscriber):
+        state = MailState(subscriber.mail_state)
+        marker = "✔" if state == MailState.GETS_MAIL else "✘"
+        return format_html('<span class="dailyq-mail-state dailyq-{}">{} {}</span>', state.value, marker, state.label)
+
+    @admin.display(description=_("deliveries and SES events"))
+    def mail_history(self, subscriber):
+        if subscriber.pk is None:
+            return "—"
+        return render_to_string(
+            "admin/subscriptions/subscriber/mail_history.html",
+            {
+                "deliveries": selectors.subscriber_deliveries(subscriber=subscriber),
+                "events": selectors.subscriber_events(subscriber=subscriber),
+                "all_deliveries": reverse("admin:mailer_delivery_changelist") + f"?subscriber={subscriber.pk}",
+                "all_events": reverse("admin:mailer_sesevent_changelist") + f"?subscriber={subscriber.pk}",
+            },
+        )
+
+    def get_actions(self, request):
+        # Deleting a person is erasing them: "erase" says so, and asks first.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_model(self, request, obj):
+        erasure.erase_subscribers(subscriber_ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        erasure.erase_subscribers(subscriber_ids=list(queryset.values_list("pk", flat=True)))
+
+    @admin.action(
+        description=_("Erase: delete these people's data (deliveries stay anonymous, suppressions as a hash)"),
+        permissions=["delete"],
+    )
+    def erase(self, request, queryset):
+        # Django's own confirmation page; its "yes" comes back here and ends in delete_queryset.
+        return delete_selected(self, request, queryset)
 
     def get_readonly_fields(self, request, obj=None):
         # A status changes through the actions (verification mail, unsubscribe),
@@ -261,7 +334,8 @@ class SubscriberAdmin(admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ("subscriber", "category", "is_active", "next_position", "created_at", "last_sent_at", "preview")
+    # The preview link comes right after the reader: at the end it was off-screen on a 1400 px screen.
+    list_display = ("subscriber", "preview", "category", "is_active", "next_position", "created_at", "last_sent_at")
     list_filter = ("category", "is_active", "subscriber__frequency", "subscriber__status")
     search_fields = ("subscriber__email",)
     list_select_related = ("subscriber",)

@@ -6,8 +6,11 @@ from email.utils import parseaddr
 
 from botocore.loaders import create_loader
 from django.conf import settings
+from django.db.models import Case, Exists, OuterRef, Q, QuerySet, TextChoices, Value, When
+from django.utils.translation import gettext_lazy as _
 
-from mailer.models import Delivery, Question
+from mailer.models import Delivery, Question, SESEvent, Suppression
+from mailer.retention import retention
 from subscriptions import tokens
 from subscriptions.models import Answer, Category, Subscriber, Subscription
 
@@ -169,11 +172,15 @@ class PrivacyPolicy:
     ses_region: str
     ses_region_name: str
     code_minutes: int
+    delivery_days: int
+    event_days: int
+    verification_days: int
 
 
 def privacy_policy() -> PrivacyPolicy:
     """What /privacy/ names, from settings: unset, the operator is DailyQ and the contact the sender."""
     operator = settings.OPERATOR_NAME or "DailyQ"
+    kept = retention()
     return PrivacyPolicy(
         operator=operator,
         officer=settings.PRIVACY_OFFICER_NAME or operator,
@@ -181,6 +188,9 @@ def privacy_policy() -> PrivacyPolicy:
         ses_region=settings.AWS_SES_REGION_NAME,
         ses_region_name=aws_region_name(settings.AWS_SES_REGION_NAME),
         code_minutes=max(1, settings.VERIFICATION_CODE_TTL_SECONDS // 60),
+        delivery_days=kept.deliveries_days,
+        event_days=kept.events_days,
+        verification_days=kept.verifications_days,
     )
 
 
@@ -191,3 +201,48 @@ def aws_region_name(region: str) -> str:
         if region in partition["regions"]:
             return partition["regions"][region]["description"]
     return ""
+
+
+class MailState(TextChoices):
+    """Whether a subscriber gets mail from the next send, and if not, why (the admin's list says it)."""
+
+    GETS_MAIL = "gets_mail", _("Gets mail")
+    SUPPRESSED = "suppressed", _("Suppressed: no mail")
+    PENDING = "pending", _("Pending: no mail until confirmed")
+    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed: no mail")
+    NO_CATEGORY = "no_category", _("No active category: no mail")
+
+
+def with_mail_state(queryset: QuerySet) -> QuerySet:
+    """Subscribers annotated with `mail_state` (MailState): a suppression outranks the status.
+
+    A bounce or complaint suppresses the address, so a hard-bounced reader
+    shows as suppressed however their status reads.
+    """
+    suppressed = Exists(Suppression.objects.filter(email=OuterRef("email"), lifted_at__isnull=True))
+    reading = Exists(Subscription.objects.filter(subscriber=OuterRef("pk"), is_active=True))
+    return queryset.annotate(
+        mail_state=Case(
+            When(suppressed, then=Value(MailState.SUPPRESSED)),
+            When(status=Subscriber.Status.PENDING, then=Value(MailState.PENDING)),
+            When(status=Subscriber.Status.UNSUBSCRIBED, then=Value(MailState.UNSUBSCRIBED)),
+            When(~reading, then=Value(MailState.NO_CATEGORY)),
+            default=Value(MailState.GETS_MAIL),
+        )
+    )
+
+
+def subscriber_deliveries(*, subscriber: Subscriber, limit: int = 50):
+    """The subscriber's deliveries, newest run first, with their run and subscription."""
+    return (
+        Delivery.objects.filter(subscription__subscriber=subscriber)
+        .select_related("run", "subscription")
+        .order_by("-run__day", "id")[:limit]
+    )
+
+
+def subscriber_events(*, subscriber: Subscriber, limit: int = 50):
+    """SES events about the subscriber's address or their deliveries, newest first."""
+    return SESEvent.objects.filter(
+        Q(email=subscriber.email) | Q(delivery__subscription__subscriber=subscriber)
+    ).order_by("-received_at")[:limit]

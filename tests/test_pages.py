@@ -71,6 +71,9 @@ def test_privacy_policy_names_the_operator_the_officer_and_the_transfer_abroad(c
     settings.PRIVACY_CONTACT_EMAIL = "privacy@example.kr"
     settings.AWS_SES_REGION_NAME = "ap-northeast-2"
     settings.VERIFICATION_CODE_TTL_SECONDS = 900
+    settings.DELIVERY_RETENTION_DAYS = 365
+    settings.SES_EVENT_RETENTION_DAYS = 90
+    settings.VERIFICATION_RETENTION_DAYS = 3
 
     page = privacy_page(client)
 
@@ -81,7 +84,10 @@ def test_privacy_policy_names_the_operator_the_officer_and_the_transfer_abroad(c
     assert "ap-northeast-2 (Asia Pacific (Seoul))" in page
     # What is kept and for how long, as the code does it today.
     assert "15 minutes" in page
-    assert "Nothing is deleted automatically" in page
+    assert "deleted automatically after 365 days" in page
+    assert "reports on it after 90 days" in page
+    assert "deleted 3 days after it was confirmed" in page
+    assert "a keyed hash of it instead of the address" in page
     assert "contact the operator" not in page.lower()
 
 

@@ -9,12 +9,11 @@ from time import monotonic
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from mailer import pacing, selectors
 from mailer.journal import Outcome, open_journal
-from mailer.models import Delivery, Question, Suppression
+from mailer.models import Delivery, Question
 from mailer.sending.bulk_sql import bulk_set
 from mailer.sending.daily_email import build_daily_email
 from mailer.sending.reasons import QUOTA_REASON, UNKNOWN_REASON
@@ -138,13 +137,7 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
         {qid for mail in mails for qid in mail.question_ids}
     )
     emails = sorted({mail.email for mail in mails})
-    suppressed = {
-        email.lower()
-        for email in Suppression.objects.filter(lifted_at__isnull=True)
-        .annotate(email_lower=Lower("email"))
-        .filter(email_lower__in=[e.lower() for e in emails])
-        .values_list("email", flat=True)
-    }
+    suppressed = {email.lower() for email in selectors.suppressed_addresses(emails=emails)}
     stop: SendOutcome | None = None
     in_flight: OutgoingMail | None = None
     written: set[int] = set()  # rows whose outcome is already in the database

@@ -231,7 +231,9 @@ def retry_failed_deliveries(*, run: SendRun) -> int:
     later = Delivery.objects.filter(subscription_id=OuterRef("subscription_id"), run__day__gt=run.day)
     with transaction.atomic():
         count = (
-            Delivery.objects.filter(run=run, status__in=[Delivery.Status.FAILED, Delivery.Status.DEFERRED])
+            Delivery.objects.filter(
+                run=run, status__in=[Delivery.Status.FAILED, Delivery.Status.DEFERRED], subscription__isnull=False
+            )
             .exclude(Exists(later))
             .update(status=Delivery.Status.PENDING, reason="", claim="", attempts=0)
         )
