@@ -7,11 +7,12 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.urls import reverse
-from mailer.services import record_ses_event, start_daily_send
 
 from mailer import selectors
+from mailer.feedback import record_ses_event
 from mailer.gate import SUPPRESSED, Gate
 from mailer.models import Delivery, ErasedAddress, SendRun, SESEvent, Suppression
+from mailer.sending.runs import start_daily_send
 from mailer.suppressions import suppress_address
 from subscriptions.addresses import address_hash
 from subscriptions.erasure import erase_address, erase_subscribers
@@ -250,7 +251,7 @@ def test_services_do_not_stumble_on_erased_rows(admin_client):
     erase_address(email="gone@example.org")
     run = SendRun.objects.filter(deliveries__subscription__isnull=True).first()
 
-    from mailer.services import retry_failed_deliveries
+    from mailer.sending.runs import retry_failed_deliveries
 
     assert retry_failed_deliveries(run=run) == 0
     page = admin_client.get(reverse("admin:mailer_delivery_changelist"))
