@@ -144,7 +144,7 @@ class Delivery(models.Model):
 
     # Every index is written twice per mail (the claim, then the outcome), so
     # there are only those some query needs; run_id is served by the indexes
-    # that start with it (bench/README.md).
+    # that start with it.
     run = models.ForeignKey(SendRun, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.CASCADE, related_name="deliveries")
     # The question(s) this mail carries: one, or five for a weekly digest.
