@@ -12,7 +12,7 @@ class MailerConfig(AppConfig):
         # django-ses tries `import dkim` (dkimpy, for signing on our side) for
         # every message it sends; SES signs with Easy DKIM, so it is not
         # installed, and a failed import searches sys.path every time (~2% of
-        # a worker's CPU: bench/README.md). Recording the absence once makes
+        # a worker's CPU). Recording the absence once makes
         # each later try a dictionary lookup. Installing dkimpy still works.
         if "dkim" not in sys.modules and importlib.util.find_spec("dkim") is None:
             sys.modules["dkim"] = None

@@ -25,8 +25,6 @@ logger = logging.getLogger(__name__)
 
 
 TRANSIENT_BOUNCES_TO_SUPPRESS = 3  # ...among an address's last 5 deliveries
-
-
 TRANSIENT_BOUNCE_WINDOW = 5
 
 
@@ -39,70 +37,88 @@ def record_ses_event(*, notification: dict, message: dict) -> SESEvent | None:
     delivers at least once, so an event seen before is ignored. Send: noted
     on the delivery it is tagged with, not stored (record_send_event).
     """
-    if not isinstance(message, dict):
-        return None
-    kind = message.get("eventType") or message.get("notificationType") or ""
-    kind = kind.lower() if isinstance(kind, str) else ""
+    kind = _event_kind(message)
     if kind == "send":
         record_send_event(message=message)
         return None
     if kind not in SESEvent.Kind.values:
         return None
+    with transaction.atomic():
+        event = _store_event(kind, notification=notification, message=message)
+        if event is None:
+            return None  # seen before
+        if kind == SESEvent.Kind.DELIVERY:
+            if event.delivery and not event.delivery.feedback:
+                _set_feedback(event.delivery, Delivery.Feedback.DELIVERED)
+            return event
+        if kind == SESEvent.Kind.BOUNCE:
+            _on_bounce(event, _named_recipients(kind, _mapping(message.get(kind))))
+        if kind == SESEvent.Kind.COMPLAINT:
+            _on_complaint(event, _named_recipients(kind, _mapping(message.get(kind))))
+    check_reputation()
+    return event
+
+
+def _event_kind(message) -> str:
+    """The event's kind, lower case ("bounce", "send", ...), or "" when it names none."""
+    if not isinstance(message, dict):
+        return ""
+    kind = message.get("eventType") or message.get("notificationType") or ""
+    return kind.lower() if isinstance(kind, str) else ""
+
+
+def _store_event(kind: str, *, notification: dict, message: dict) -> SESEvent | None:
+    """Save the event, tied to the delivery it is about; None when SNS delivered it before."""
     # The addresses are read as SES sent them: one with a character PostgreSQL
     # cannot store (NUL) is no address DailyQ mailed, not the one without it.
     recipients = _named_recipients(kind, _mapping(message.get(kind)))
     # An erased reader's address is not stored again (subscriptions.erasure).
     erased = selectors.erased_addresses(emails=recipients)
     message = redact_addresses(_storable(message), erased)
-    mail = _mapping(message.get("mail"))
-    ses_message_id = str(mail.get("messageId", ""))[:200]
+    ses_message_id = str(_mapping(message.get("mail")).get("messageId", ""))[:200]
     detail = _mapping(message.get(kind))
-    bounce_type = str(detail.get("bounceType", ""))[:32] if kind == SESEvent.Kind.BOUNCE else ""
-    delivery = Delivery.objects.filter(ses_message_id=ses_message_id).first() if ses_message_id else None
+    try:
+        with transaction.atomic():
+            return SESEvent.objects.create(
+                sns_message_id=str(notification.get("MessageId", ""))[:100] or uuid.uuid4().hex,
+                kind=kind,
+                bounce_type=str(detail.get("bounceType", ""))[:32] if kind == SESEvent.Kind.BOUNCE else "",
+                email=(recipients[0] if recipients and recipients[0] not in erased else "")[:254],
+                ses_message_id=ses_message_id,
+                delivery=Delivery.objects.filter(ses_message_id=ses_message_id).first() if ses_message_id else None,
+                payload=message,
+            )
+    except IntegrityError:
+        return None
 
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                event = SESEvent.objects.create(
-                    sns_message_id=str(notification.get("MessageId", ""))[:100] or uuid.uuid4().hex,
-                    kind=kind,
-                    bounce_type=bounce_type,
-                    email=(recipients[0] if recipients and recipients[0] not in erased else "")[:254],
-                    ses_message_id=ses_message_id,
-                    delivery=delivery,
-                    payload=message,
-                )
-        except IntegrityError:
-            return None  # seen before
-        if kind == SESEvent.Kind.DELIVERY:
-            if delivery and not delivery.feedback:
-                _set_feedback(delivery, Delivery.Feedback.DELIVERED)
-            return event
-        if kind == SESEvent.Kind.BOUNCE:
-            permanent = bounce_type == "Permanent"
-            if delivery:
-                _set_feedback(delivery, Delivery.Feedback.BOUNCED if permanent else Delivery.Feedback.SOFT_BOUNCED)
-            for email in recipients:
-                if permanent:
-                    suppress_address(email=email, reason=Suppression.Reason.BOUNCE, detail=json_detail(detail))
-                elif _transient_bounces(email) >= TRANSIENT_BOUNCES_TO_SUPPRESS:
-                    suppress_address(
-                        email=email,
-                        reason=Suppression.Reason.BOUNCE,
-                        detail=f"{TRANSIENT_BOUNCES_TO_SUPPRESS} transient bounces among the last "
-                        f"{TRANSIENT_BOUNCE_WINDOW} deliveries",
-                    )
-        if kind == SESEvent.Kind.COMPLAINT:
-            from subscriptions.services import unsubscribe
 
-            if delivery:
-                _set_feedback(delivery, Delivery.Feedback.COMPLAINED)
-            for email in recipients:
-                for subscriber in Subscriber.objects.filter(email=email):
-                    unsubscribe(subscriber=subscriber)
-                suppress_address(email=email, reason=Suppression.Reason.COMPLAINT, detail=json_detail(detail))
-    check_reputation()
-    return event
+def _on_bounce(event: SESEvent, recipients: list[str]) -> None:
+    permanent = event.bounce_type == "Permanent"
+    if event.delivery:
+        _set_feedback(event.delivery, Delivery.Feedback.BOUNCED if permanent else Delivery.Feedback.SOFT_BOUNCED)
+    for email in recipients:
+        if permanent:
+            detail = json_detail(_mapping(event.payload.get("bounce")))
+            suppress_address(email=email, reason=Suppression.Reason.BOUNCE, detail=detail)
+        elif _transient_bounces(email) >= TRANSIENT_BOUNCES_TO_SUPPRESS:
+            suppress_address(
+                email=email,
+                reason=Suppression.Reason.BOUNCE,
+                detail=f"{TRANSIENT_BOUNCES_TO_SUPPRESS} transient bounces among the last "
+                f"{TRANSIENT_BOUNCE_WINDOW} deliveries",
+            )
+
+
+def _on_complaint(event: SESEvent, recipients: list[str]) -> None:
+    from subscriptions.services import unsubscribe
+
+    if event.delivery:
+        _set_feedback(event.delivery, Delivery.Feedback.COMPLAINED)
+    for email in recipients:
+        for subscriber in Subscriber.objects.filter(email=email):
+            unsubscribe(subscriber=subscriber)
+        detail = json_detail(_mapping(event.payload.get("complaint")))
+        suppress_address(email=email, reason=Suppression.Reason.COMPLAINT, detail=detail)
 
 
 def record_send_event(*, message: dict) -> bool:

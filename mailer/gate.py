@@ -95,12 +95,14 @@ def send_built_email(
     priority: str = pacing.TRANSACTIONAL,
     gate: Gate | None = None,
     rate: float | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> MailResult:
     """Mail the message `build()` makes (afresh for every attempt) to `to`, if the gate lets it through.
 
     `gate`: an answer asked for many addresses at once (a batch's); without
     one, the gate is asked about `to` alone. `rate`: pacing.send_rate(), when
-    the caller read it already. Raises mailer.ses.SendFailed when SES does
+    the caller read it already. `tags`: SES message tags, which SES's events
+    for the mail carry back. Raises mailer.ses.SendFailed when SES does
     not take the mail, and ValueError when the message is not to `to` alone.
     """
     reason = (gate or Gate.check([to])).refusal(to)
@@ -115,5 +117,5 @@ def send_built_email(
             raise ValueError(f"{kind} mail built for other recipients than the one the gate checked")
         return message
 
-    message = send_message(addressed, priority=priority, rate=rate)
+    message = send_message(addressed, priority=priority, rate=rate, tags=tags)
     return MailResult(message_id=str(message.extra_headers.get("message_id", "")))

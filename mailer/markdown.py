@@ -30,7 +30,7 @@ from markdown.extensions.tables import TableExtension
 from markdown.preprocessors import Preprocessor
 
 # Seven times the longest bundled answer. Rendering this much of the worst text
-# known for Python-Markdown stays under a second (bench/README.md, "Markdown").
+# known for Python-Markdown stays under a second.
 MAX_MARKDOWN_CHARS = 20_000
 # How far a link's text and its target may reach. From every `[`, Python-Markdown
 # looks for the closing bracket and parenthesis up to the end of the paragraph,
@@ -86,7 +86,7 @@ def list_markdown_changes(text: str) -> list[str]:
 def _render(text: str, image_alt: str) -> tuple[SafeString, tuple[str, ...]]:
     # Cached: a day's mail repeats a few questions thousands of times, and a
     # Markdown render (extensions loaded anew each call) is the costliest
-    # step of building one (bench/README.md).
+    # step of building one.
     if len(text) > MAX_MARKDOWN_CHARS:
         # Stored before the bound, or written around it: shown whole, without the cost of Markdown.
         note = f"longer than {MAX_MARKDOWN_CHARS:,} characters: shown as plain text, not Markdown"

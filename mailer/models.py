@@ -202,7 +202,7 @@ class Delivery(models.Model):
 
     # Every index is written twice per mail (the claim, then the outcome), so
     # there are only those some query needs; run_id is served by the indexes
-    # that start with it (bench/README.md).
+    # that start with it.
     run = models.ForeignKey(SendRun, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     # Empty once its reader is erased (subscriptions.erasure): the row stays, without
     # the person, so the run's counts stay right.

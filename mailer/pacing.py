@@ -21,7 +21,7 @@ the schedule; while the rate binds, one for each sender waiting, within
 BINDING_SPAN): one thread books while the others wait for its call, so one
 Redis call serves several sends, and they share the slots in order. A
 binding rate with one slot per call made a Redis call per mail and cost a
-capped send a fifth of its speed (bench/README.md). A booking may be
+capped send a fifth of its speed. A booking may be
 granted up to BINDING_SPAN ahead of now: a schedule left behind now is time
 no one sends in, and a booker told to come back when its slot was next had
 to wake within that slot's interval, which a thread waiting a GIL switch or
@@ -126,7 +126,7 @@ class Pacer:
                 count = max(1, min(BLOCK_MAX, int(BLOCK_SPAN / interval)))
                 # One thread books while the others wait for what it books:
                 # threads that each asked Redis for a block of their own made
-                # about one call per mail, half of them refused (bench/README.md).
+                # about one call per mail, half of them refused.
                 with self._bulk_lock:
                     if not slots:
                         if self._bulk_binding:
@@ -145,7 +145,7 @@ class Pacer:
         # booker refused until they pass made one Redis call in two a refusal;
         # when it binds, a booker sent to sleep until its slot was next woke
         # late now and then, and the schedule had fallen behind now, its
-        # capacity lost (bench/README.md).
+        # capacity lost.
         booked = self._book_slots(interval, ahead=max(count * interval, BINDING_SPAN), count=count, timeout=timeout)
         # Binding: the block had to be waited for (refused, or granted ahead of
         # now). At high rates another process's block alone is ahead by a

@@ -341,8 +341,8 @@ def _forget_connection(*, setting, **kwargs):
 def reusable_connection():
     """The open SES email backend of this process, made once, shared by its threads.
 
-    Creating a boto3 session and client costs about 100 ms of CPU and ~10 MB
-    (bench/README.md); botocore clients are thread-safe, and django-ses's
+    Creating a boto3 session and client costs about 100 ms of CPU and ~10 MB;
+    botocore clients are thread-safe, and django-ses's
     backend keeps no per-send state. Keyed by process (a forked worker makes
     its own) and by the settings it was made from, and forgotten when one of
     them is changed (tests do: a new endpoint can get an old one's address).

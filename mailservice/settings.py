@@ -261,7 +261,7 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fixup closes every database connection before and after each
 # task unless this is set: a send batch then paid for a new PostgreSQL
-# connection, a backend with cold caches (bench/README.md). With it set the
+# connection, a backend with cold caches. With it set the
 # fixup closes them only every this many tasks, and mailservice/celery.py gives
 # tasks Django's request lifecycle instead: CONN_MAX_AGE and health checks.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
@@ -325,7 +325,7 @@ AWS_SES_RETURN_PATH = env_str("AWS_SES_RETURN_PATH") or None
 
 # Mail goes out through SESv2 SendEmail (the raw MIME message, in JSON). SES
 # v1's SendRawEmail form-encodes the base64 message byte by byte in Python:
-# about 1 ms of CPU per mail more (bench/README.md). AWS_SES_V2=false goes back.
+# about 1 ms of CPU per mail more. AWS_SES_V2=false goes back.
 USE_SES_V2 = env_bool("AWS_SES_V2", True)
 # django-ses's throttle only sees its own process (and asks SESv2 GetAccount,
 # which the emulator lacks); DailyQ paces sends with its own shared limiter.

@@ -43,7 +43,7 @@ class _KeyedSigner(signing.TimestampSigner):
 
     The daily send signs two tokens per mail; making a signer and deriving
     its key (two SHA-256 rounds and an HMAC set-up) was most of each one's
-    cost (bench/README.md). The signature is the one salted_hmac gives.
+    cost. The signature is the one salted_hmac gives.
     """
 
     def __init__(self, *, key: str, salt: str):

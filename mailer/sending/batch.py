@@ -12,13 +12,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from mailer import pacing, selectors
+from mailer.gate import Gate, send_built_email
 from mailer.journal import Outcome, open_journal
 from mailer.models import Delivery, Question
 from mailer.sending.bulk_sql import bulk_set
 from mailer.sending.daily_email import build_daily_email
 from mailer.sending.reasons import QUOTA_REASON, UNKNOWN_REASON
 from mailer.sending.runs import defer_pending_deliveries, finish_run_if_complete, pause_sending
-from mailer.ses import SendFailed, SendOutcome, allowed_recipients, reusable_connection, send_message
+from mailer.ses import SendFailed, SendOutcome, reusable_connection
 from subscriptions.links import ReaderLinks
 from subscriptions.models import Subscriber, Subscription
 
@@ -49,7 +50,7 @@ class OutgoingMail:
 
     A batch reads these as plain values, not as Delivery, Subscription and
     Subscriber models: building four model instances a row cost a worker
-    more than reading the row did (bench/README.md).
+    more than reading the row did.
     """
 
     id: int
@@ -114,171 +115,222 @@ def send_delivery_batch(*, ids: list[int]) -> BatchResult:
     """
     if selectors.sending_paused():
         return BatchResult()
-    claim = uuid.uuid4().hex
-    # Begun before the claim, so that no claim is ever without its journal.
-    journal = open_journal(claim)
-    journal.begin()
-    claimed = Delivery.objects.filter(id__in=ids, status=Delivery.Status.PENDING).update(
-        status=Delivery.Status.SENDING, claim=claim, claimed_at=timezone.now()
-    )
-    result = BatchResult(claimed=claimed)
-    if not claimed:
-        journal.discard()
-        return result
-    # The rows of this claim, found by their ids (no index on claim needed).
-    mails = [
-        OutgoingMail(*row)
-        for row in Delivery.objects.filter(id__in=ids, claim=claim, status=Delivery.Status.SENDING)
-        .order_by("id")
-        .values_list(*_OUTGOING_FIELDS)
-    ]
-    # What a mail shows of its questions; the answers stay on the site.
-    questions = Question.objects.only("id", "category", "position", "title", "question_md").in_bulk(
-        {qid for mail in mails for qid in mail.question_ids}
-    )
-    emails = sorted({mail.email for mail in mails})
-    suppressed = {email.lower() for email in selectors.suppressed_addresses(emails=emails)}
-    stop: SendOutcome | None = None
-    in_flight: OutgoingMail | None = None
-    written: set[int] = set()  # rows whose outcome is already in the database
-    still_ours: set[int] = set()
-    # A batch stops starting sends in time on its own: the thread pool has no
-    # time limits to stop it (under prefork this comes before the soft one).
-    deadline = monotonic() + settings.SEND_BATCH_SECONDS
-    started = 0  # every batch starts at least one send: it always makes progress
-    try:
-        allowed = allowed_recipients(emails)
-        # One SES client per worker process (creating one cost a third of a
-        # batch's CPU: bench/README.md), reused by every batch it runs; the
-        # send rate (SES's, cached in Redis) is read once per batch too.
-        connection = reusable_connection()
-        rate = pacing.send_rate()
-        reader_links = ReaderLinks.routed()
-        for mail in mails:
-            if stop is SendOutcome.QUOTA:
-                mail.status, mail.reason = Delivery.Status.DEFERRED, QUOTA_REASON
-            elif stop is SendOutcome.PAUSED:
-                mail.status = Delivery.Status.PENDING
+    batch = Batch.claim(ids)
+    if batch is None:
+        return BatchResult()
+    batch.send()
+    return batch.finish()
+
+
+@dataclass(frozen=True, slots=True)
+class _Sending:
+    """What every mail of a batch is sent with, asked for once per batch."""
+
+    gate: Gate
+    questions: dict[int, Question]
+    connection: object
+    rate: float
+    reader_links: ReaderLinks
+
+
+class Batch:
+    """One claim's mails on a worker, from the claim to their recorded outcomes."""
+
+    def __init__(self, claim: str, journal, mails: list[OutgoingMail], *, claimed: int):
+        self.claim, self.journal, self.mails, self.claimed = claim, journal, mails, claimed
+        self.run_id = mails[0].run_id
+        self.stop: SendOutcome | None = None  # QUOTA or PAUSED: the batch starts no more sends
+        self.in_flight: OutgoingMail | None = None
+        self.written: set[int] = set()  # rows whose outcome is already in the database
+        self.still_ours: set[int] = set()
+
+    @classmethod
+    def claim(cls, ids: list[int]) -> "Batch | None":
+        """Claim the pending rows among `ids`; None when another worker has them all."""
+        claim = uuid.uuid4().hex
+        # Begun before the claim, so that no claim is ever without its journal.
+        journal = open_journal(claim)
+        journal.begin()
+        claimed = Delivery.objects.filter(id__in=ids, status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.SENDING, claim=claim, claimed_at=timezone.now()
+        )
+        if not claimed:
+            journal.discard()
+            return None
+        # The rows of this claim, found by their ids (no index on claim needed).
+        mails = [
+            OutgoingMail(*row)
+            for row in Delivery.objects.filter(id__in=ids, claim=claim, status=Delivery.Status.SENDING)
+            .order_by("id")
+            .values_list(*_OUTGOING_FIELDS)
+        ]
+        return cls(claim, journal, mails, claimed=claimed)
+
+    def send(self) -> None:
+        """Send the mails in id order; whatever happens, write down how each ended."""
+        # What a mail shows of its questions; the answers stay on the site.
+        questions = Question.objects.only("id", "category", "position", "title", "question_md").in_bulk(
+            {qid for mail in self.mails for qid in mail.question_ids}
+        )
+        try:
+            self._send_all(questions)
+        except Exception:
+            # Interrupted (the soft time limit, a lost connection): the row being
+            # sent may have reached SES, so it is listed as unknown, never resent.
+            mail = self.in_flight
+            if mail is not None and mail.status == Delivery.Status.SENDING:
+                mail.status, mail.reason = Delivery.Status.FAILED, UNKNOWN_REASON + "interrupted while sending"
+            raise
+        finally:
+            self._record()
+
+    def _send_all(self, questions: dict[int, Question]) -> None:
+        # One SES client per worker process, reused by every batch it runs; the
+        # gate and the send rate (SES's, cached in Redis) are asked once per batch.
+        sending = _Sending(
+            gate=Gate.check(mail.email for mail in self.mails),
+            questions=questions,
+            connection=reusable_connection(),
+            rate=pacing.send_rate(),
+            reader_links=ReaderLinks.routed(),
+        )
+        # A batch stops starting sends in time on its own: the thread pool has no
+        # time limits to stop it (under prefork this comes before the soft one).
+        deadline = monotonic() + settings.SEND_BATCH_SECONDS
+        started = 0  # every batch starts at least one send: it always makes progress
+        for mail in self.mails:
+            if self.stop is not None:
+                _hold_back(mail, self.stop)
+            elif started and monotonic() > deadline:
+                break  # the rest go back to the queue (_record)
             else:
-                if started and monotonic() > deadline:
-                    break  # the rest go back to the queue, below
-                in_flight, started = mail, started + 1
-                stop = _send_one(
-                    mail,
-                    questions=questions,
-                    suppressed=suppressed,
-                    allowed=allowed,
-                    connection=connection,
-                    rate=rate,
-                    reader_links=reader_links,
-                )
-                in_flight = None
-            if not journal.append(mail.outcome()):
-                # No journal (Redis lost it, or is down): what is known goes to the database now.
-                done = [m.outcome() for m in mails if m.status != Delivery.Status.SENDING and m.id not in written]
-                still_ours |= record_outcomes(done, claim=claim)
-                written.update(outcome.id for outcome in done)
-                journal.begin()
-    except Exception:
-        # Interrupted (the soft time limit, a lost connection): the row being
-        # sent may have reached SES, so it is listed as unknown, never resent.
-        if in_flight is not None and in_flight.status == Delivery.Status.SENDING:
-            in_flight.status, in_flight.reason = Delivery.Status.FAILED, UNKNOWN_REASON + "interrupted while sending"
-        raise
-    finally:
-        # The rows not reached go back to pending and, once written, to the queue.
-        untouched = [mail for mail in mails if mail.status == Delivery.Status.SENDING]
+                self.in_flight, started = mail, started + 1
+                self.stop = _send_one(mail, sending)
+                self.in_flight = None
+            self._journal(mail)
+
+    def _journal(self, mail: OutgoingMail) -> None:
+        if self.journal.append(mail.outcome()):
+            return
+        # No journal (Redis lost it, or is down): what is known goes to the database now.
+        done = [m.outcome() for m in self.mails if m.status != Delivery.Status.SENDING and m.id not in self.written]
+        self.still_ours |= record_outcomes(done, claim=self.claim)
+        self.written.update(outcome.id for outcome in done)
+        self.journal.begin()
+
+    def _record(self) -> None:
+        """Write every outcome not written yet; the rows not reached go back to the queue."""
+        untouched = [mail for mail in self.mails if mail.status == Delivery.Status.SENDING]
         for mail in untouched:
             mail.status = Delivery.Status.PENDING
-        still_ours |= record_outcomes([m.outcome() for m in mails if m.id not in written], claim=claim)
-        journal.discard()  # written down: what the journal kept is no longer needed
-        if requeue := [mail.id for mail in untouched if mail.id in still_ours]:
-            from mailer.tasks import send_delivery_batch as send_delivery_batch_task
-
-            send_delivery_batch_task.delay(ids=requeue)
+        outcomes = [mail.outcome() for mail in self.mails if mail.id not in self.written]
+        self.still_ours |= record_outcomes(outcomes, claim=self.claim)
+        self.journal.discard()  # written down: what the journal kept is no longer needed
+        if requeue := [mail.id for mail in untouched if mail.id in self.still_ours]:
+            _enqueue(requeue)
         # Also when interrupted: this batch may have settled the run's last rows.
-        finish_run_if_complete(run_id=mails[0].run_id)
-    again = [mail for mail in mails if mail.status == Delivery.Status.PENDING and mail.attempts and stop is None]
-    if again:
-        # Throttled or hit by passing errors through every retry: give SES a
-        # moment, then a later batch tries these again.
-        from mailer.tasks import send_delivery_batch as send_delivery_batch_task
+        finish_run_if_complete(run_id=self.run_id)
 
-        pause = 5 * max(mail.attempts for mail in again)
-        send_delivery_batch_task.apply_async(kwargs={"ids": [mail.id for mail in again]}, countdown=pause)
-    for mail in mails:
-        if mail.status in {"sent", "failed", "skipped"}:
-            setattr(result, mail.status, getattr(result, mail.status) + 1)
-    run_id = mails[0].run_id
+    def finish(self) -> BatchResult:
+        """Queue what waits for a retry, act on a stop (quota, pause), and count the outcomes."""
+        again = [mail for mail in self.mails if mail.status == Delivery.Status.PENDING and mail.attempts]
+        if again and self.stop is None:
+            # Throttled or hit by passing errors through every retry: give SES a
+            # moment, then a later batch tries these again.
+            _enqueue([mail.id for mail in again], countdown=5 * max(mail.attempts for mail in again))
+        if self.stop is SendOutcome.QUOTA:
+            defer_pending_deliveries(run_id=self.run_id, reason=QUOTA_REASON)
+            finish_run_if_complete(run_id=self.run_id)
+        elif self.stop is SendOutcome.PAUSED:
+            pause_sending(reason="SES paused sending for this account")
+        result = BatchResult(claimed=self.claimed)
+        for mail in self.mails:
+            if mail.status in {"sent", "failed", "skipped"}:
+                setattr(result, mail.status, getattr(result, mail.status) + 1)
+        return result
+
+
+def _enqueue(ids: list[int], *, countdown: float = 0) -> None:
+    from mailer.tasks import send_delivery_batch as send_delivery_batch_task
+
+    if countdown:
+        send_delivery_batch_task.apply_async(kwargs={"ids": ids}, countdown=countdown)
+    else:
+        send_delivery_batch_task.delay(ids=ids)
+
+
+def _hold_back(mail: OutgoingMail, stop: SendOutcome) -> None:
+    """A mail after the batch stopped: deferred past the quota, or kept pending through a pause."""
     if stop is SendOutcome.QUOTA:
-        defer_pending_deliveries(run_id=run_id, reason=QUOTA_REASON)
-        finish_run_if_complete(run_id=run_id)
-    elif stop is SendOutcome.PAUSED:
-        pause_sending(reason="SES paused sending for this account")
-    return result
+        mail.status, mail.reason = Delivery.Status.DEFERRED, QUOTA_REASON
+    else:
+        mail.status = Delivery.Status.PENDING
 
 
-def _send_one(
-    mail: OutgoingMail, *, questions, suppressed, allowed, connection, rate, reader_links
-) -> SendOutcome | None:
-    """Send one mail and set its outcome; returns QUOTA or PAUSED when the batch must stop."""
+def _send_one(mail: OutgoingMail, sending: _Sending) -> SendOutcome | None:
+    """Send one mail through the gate and set its outcome; returns QUOTA or PAUSED when the batch must stop."""
     if not mail.subscription_active or mail.subscriber_status != Subscriber.Status.ACTIVE:
         mail.status, mail.reason = Delivery.Status.SKIPPED, "unsubscribed before the send"
         return None
-    if mail.email.lower() in suppressed:
-        mail.status, mail.reason = Delivery.Status.SKIPPED, "address suppressed"
-        return None
-    if mail.email not in allowed:
-        mail.status, mail.reason = Delivery.Status.SKIPPED, "sandbox: recipient not verified"
-        return None
-    picked = [questions[qid] for qid in mail.question_ids if qid in questions]
+    picked = [sending.questions[qid] for qid in mail.question_ids if qid in sending.questions]
     if not picked:
         mail.status, mail.reason = Delivery.Status.SKIPPED, "questions were deleted"
         return None
     try:
-        message = send_message(
-            lambda: build_daily_email(
+        result = send_built_email(
+            kind="daily_question",
+            to=mail.email,
+            build=lambda: build_daily_email(
                 subscriber_id=mail.subscriber_id,
                 email=mail.email,
                 language=mail.language,
                 category=mail.category,
                 day=mail.day,
                 questions=picked,
-                connection=connection,
-                reader_links=reader_links,
+                connection=sending.connection,
+                reader_links=sending.reader_links,
                 link_generation=mail.link_generation,
             ),
             priority=pacing.BULK,
-            rate=rate,
+            gate=sending.gate,
+            rate=sending.rate,
             tags={DELIVERY_TAG: str(mail.id)},
         )
     except SendFailed as exc:
-        logger.warning("delivery %s not sent (%s): %s", mail.id, exc.outcome, exc.reason)
-        if exc.outcome is SendOutcome.QUOTA:
-            mail.status, mail.reason = Delivery.Status.DEFERRED, QUOTA_REASON
-            return SendOutcome.QUOTA
-        if exc.outcome is SendOutcome.PAUSED:
-            mail.status = Delivery.Status.PENDING
-            return SendOutcome.PAUSED
-        mail.attempts += 1
-        if exc.outcome is SendOutcome.TRANSIENT and mail.attempts < TRANSIENT_ROUNDS:
-            mail.status, mail.reason = Delivery.Status.PENDING, exc.reason  # for a later batch
-            return None
-        mail.status, mail.reason = Delivery.Status.FAILED, exc.reason
-        if exc.outcome is SendOutcome.UNKNOWN:
-            mail.reason = (UNKNOWN_REASON + exc.reason)[:1000]
-        return None
+        return _not_sent(mail, exc)
     except SoftTimeLimitExceeded:
-        raise  # the batch's time is up: send_delivery_batch settles the rows
+        raise  # the batch's time is up: Batch.send settles the rows
     except Exception as exc:  # rendering or a bug: recorded on the row; the batch goes on
         logger.exception("delivery %s failed", mail.id)
         mail.status, mail.reason = Delivery.Status.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
         return None
+    if result.refused:
+        mail.status, mail.reason = Delivery.Status.SKIPPED, result.refused
+        return None
     mail.status = Delivery.Status.SENT
     mail.reason = ""
-    mail.ses_message_id = str(message.extra_headers.get("message_id", ""))
+    mail.ses_message_id = result.message_id
     mail.sent_at = timezone.now()
     mail.next_position = picked[-1].position + 1
+    return None
+
+
+def _not_sent(mail: OutgoingMail, exc: SendFailed) -> SendOutcome | None:
+    """Set the outcome of a mail SES did not take; returns QUOTA or PAUSED when the batch must stop."""
+    logger.warning("delivery %s not sent (%s): %s", mail.id, exc.outcome, exc.reason)
+    if exc.outcome is SendOutcome.QUOTA:
+        mail.status, mail.reason = Delivery.Status.DEFERRED, QUOTA_REASON
+        return SendOutcome.QUOTA
+    if exc.outcome is SendOutcome.PAUSED:
+        mail.status = Delivery.Status.PENDING
+        return SendOutcome.PAUSED
+    mail.attempts += 1
+    if exc.outcome is SendOutcome.TRANSIENT and mail.attempts < TRANSIENT_ROUNDS:
+        mail.status, mail.reason = Delivery.Status.PENDING, exc.reason  # for a later batch
+        return None
+    mail.status, mail.reason = Delivery.Status.FAILED, exc.reason
+    if exc.outcome is SendOutcome.UNKNOWN:
+        mail.reason = (UNKNOWN_REASON + exc.reason)[:1000]
     return None
 
 

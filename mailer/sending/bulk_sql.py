@@ -13,7 +13,7 @@ def refresh_delivery_statistics() -> None:
     The statistics PostgreSQL last took saw every row sent: it then believes
     no row is pending and reads a batch's rows through an index on status,
     that is every pending row of the run for each batch of 100 (a run's
-    work grew with the square of its size: bench/README.md). Sampling costs a
+    work grew with the square of its size). Sampling costs a
     fraction of a second once a day. ANALYZE counts this transaction's own
     new rows, and its lock keeps out only VACUUM and other ANALYZEs.
     """
@@ -27,7 +27,7 @@ def insert_deliveries(run: SendRun, rows: list[tuple[int, list[int], str, str]])
 
     On PostgreSQL the varying columns travel as one array each and every
     other column takes its model default: bulk_create preparing each value
-    of 100,000 model instances took two thirds of a run's start (bench/README.md).
+    of 100,000 model instances took two thirds of a run's start.
     """
     if connection.vendor != "postgresql":
         deliveries = [
@@ -72,7 +72,7 @@ def bulk_set(model, values: dict[int, tuple], fields: list[str], *, claim: str |
     `values` maps a row's id to its values, in the order of `fields`. With
     `claim`, only rows still holding that claim are written. Django's
     bulk_update builds a CASE expression per row and field, which cost a
-    fifth of a sending worker's CPU (bench/README.md); on PostgreSQL the
+    fifth of a sending worker's CPU; on PostgreSQL the
     values travel as one array per field instead.
     """
     if not values:
