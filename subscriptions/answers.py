@@ -107,20 +107,23 @@ def record_reviews_sent(*, pairs: Iterable[tuple[int, int]], day: date) -> int:
     the answer page, with the model answer hidden until the reader asks.
     Only reviews still scheduled are touched: one rated "knew" meanwhile stays retired.
     """
-    wanted = Q()
     pairs = set(pairs)
     if not pairs:
         return 0
-    for subscription_id, question_id in pairs:
-        wanted |= Q(subscription_id=subscription_id, question_id=question_id)
     recorded = 0
     with transaction.atomic():
-        rows = (
+        # A superset by the two id lists (an OR of one clause per pair plans slowly), narrowed here.
+        candidates = (
             Answer.objects.select_for_update()
-            .filter(wanted, next_review_on__isnull=False)
+            .filter(
+                subscription_id__in={subscription_id for subscription_id, _q in pairs},
+                question_id__in={question_id for _s, question_id in pairs},
+                next_review_on__isnull=False,
+            )
             .filter(Q(last_review_on__isnull=True) | ~Q(last_review_on=day))
-            .values_list("id", "review_step")
+            .values_list("id", "subscription_id", "question_id", "review_step")
         )
+        rows = [(answer_id, step) for answer_id, s_id, q_id, step in candidates if (s_id, q_id) in pairs]
         by_step = defaultdict(list)
         for answer_id, step in rows:
             by_step[step].append(answer_id)

@@ -34,6 +34,11 @@ def unsubscribe_url(subscriber_id: int, category: str | None = None, *, generati
     )
 
 
+def unsubscribe_reason_path(subscriber_id: int, *, generation: int | None = None) -> str:
+    """Where the optional reason after an unsubscribe is posted (with an unsubscribe token)."""
+    return token_path("subscriptions:unsubscribe_reason", _unsubscribe_token(subscriber_id, None, generation))
+
+
 def answer_url(subscription_id: int, question_id: int, *, generation: int | None = None) -> str:
     """The link to a question's answer page for one reader (answer first, then the model answer)."""
     return _put_token(_absolute_route("subscriptions:answer"), _answer_token(subscription_id, question_id, generation))

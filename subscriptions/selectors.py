@@ -1,5 +1,5 @@
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from email.utils import parseaddr
@@ -83,27 +83,35 @@ def answer_for(*, target: AnswerTarget) -> Answer | None:
     return Answer.objects.filter(subscription_id=target.subscription_id, question_id=target.question.id).first()
 
 
-def due_reviews(*, subscription_ids: Iterable[int], day: date, excluding: Iterable[int] = ()) -> dict[int, list[int]]:
+def due_reviews(
+    *, subscription_ids: Iterable[int], day: date, excluding: Mapping[int, Iterable[int]] | Iterable[int] = ()
+) -> dict[int, list[int]]:
     """Per subscription, the ids of the questions due for review on `day`, the longest due first.
 
     Due: rated partly or again, its review day reached, and no review of it
-    sent on `day` already. Questions in `excluding` (those the day's mail
-    carries as new) are left out. The send path puts the first in a daily
-    mail and all of them in a weekly digest. One query.
+    sent on `day` already. `excluding` leaves out what the day's mail carries
+    as new: question ids per subscription id, or ids for every subscription.
+    The send path puts the first in a daily mail and all of them in a weekly
+    digest. One query.
     """
     ids = list(subscription_ids)
     found: dict[int, list[int]] = {}
     if not ids:
         return found
-    rows = (
-        Answer.objects.filter(subscription_id__in=ids, next_review_on__lte=day)
-        .exclude(last_review_on=day)
-        .exclude(question_id__in=list(excluding))
-        .order_by("subscription_id", "next_review_on", "rated_at", "id")
-        .values_list("subscription_id", "question_id")
+    per_subscription = (
+        {subscription_id: set(question_ids) for subscription_id, question_ids in excluding.items()}
+        if isinstance(excluding, Mapping)
+        else {}
+    )
+    rows = Answer.objects.filter(subscription_id__in=ids, next_review_on__lte=day).exclude(last_review_on=day)
+    if not isinstance(excluding, Mapping):
+        rows = rows.exclude(question_id__in=list(excluding))
+    rows = rows.order_by("subscription_id", "next_review_on", "rated_at", "id").values_list(
+        "subscription_id", "question_id"
     )
     for subscription_id, question_id in rows:
-        found.setdefault(subscription_id, []).append(question_id)
+        if question_id not in per_subscription.get(subscription_id, ()):
+            found.setdefault(subscription_id, []).append(question_id)
     return found
 
 

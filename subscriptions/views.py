@@ -25,6 +25,7 @@ from subscriptions.forms import CodeForm, PreferencesForm, SubscribeForm
 from subscriptions.models import ANSWER_MAX_LENGTH, Category, Rating, Subscriber, UnsubscribeReason
 
 PENDING_EMAIL = "subscriptions.pending_email"
+OFFER_REASON = "subscriptions.offer_unsubscribe_reason"
 MAIL_SERVICE_RETRY_AFTER = 120  # seconds; an SES outage is rarely shorter
 
 
@@ -180,6 +181,7 @@ def manage(request, token):
         elif action == "unsubscribe":
             services.unsubscribe(subscriber=subscriber, category=request.POST.get("category"))
             messages.success(request, _("You will not get these questions any more."))
+            request.session[OFFER_REASON] = True
             return redirect(request.path)
     due_only = request.GET.get("due") == "1"
     today = timezone.localdate()
@@ -198,6 +200,9 @@ def manage(request, token):
             "received": received,
             "due_only": due_only,
             "today": today,
+            # Right after an unsubscribe here, the optional reason (as on the unsubscribe link's page).
+            "reasons": UnsubscribeReason.Reason.choices if request.session.pop(OFFER_REASON, False) else None,
+            "reason_url": links.unsubscribe_reason_path(subscriber.id, generation=subscriber.link_generation),
         },
         status=400 if form.errors else 200,
     )
@@ -227,6 +232,7 @@ def unsubscribe(request, token):
     if request.POST.get("List-Unsubscribe") == "One-Click":
         return HttpResponse(_("Unsubscribed."), content_type="text/plain; charset=utf-8")
     context["reasons"] = UnsubscribeReason.Reason.choices
+    context["reason_url"] = reverse("subscriptions:unsubscribe_reason", args=[token])
     return render(request, "subscriptions/unsubscribed.html", context)
 
 
@@ -253,6 +259,7 @@ def unsubscribe_reason(request, token):
             "subscriber": target.subscriber,
             "reasons": UnsubscribeReason.Reason.choices,
             "reason_error": exc.messages[0],
+            "reason_url": request.path,
             "detail": request.POST.get("detail", ""),
         }
         return render(request, "subscriptions/unsubscribed.html", context, status=400)

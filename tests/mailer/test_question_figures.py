@@ -129,3 +129,15 @@ def test_admin_question_list_and_form_show_the_figures(admin_client, figures_dat
     assert "4 · 4 · 2 · 1/1/2 · 1" in listing
     detail = admin_client.get(reverse("admin:mailer_question_change", args=[first.pk])).content.decode()
     assert "4 · 4 · 2 · 1/1/2 · 1" in detail
+
+
+def test_the_manage_page_offers_the_reason_once_right_after_an_unsubscribe(client):
+    subscriber = make_subscriber("leaver@example.org")
+    manage = links.manage_path(subscriber.id)
+    assert 'id="unsubscribe-reason"' not in client.get(manage).content.decode()
+    client.post(manage, {"action": "unsubscribe"})
+    page = client.get(manage).content.decode()
+    action = re.search(r'<form method="post" action="([^"]+)" class="card" id="unsubscribe-reason">', page)[1]
+    assert 'id="unsubscribe-reason"' not in client.get(manage).content.decode()
+    assert client.post(action, {"reason": "too_many"}).status_code == 200
+    assert list(UnsubscribeReason.objects.values_list("reason", flat=True)) == ["too_many"]

@@ -57,6 +57,11 @@ def test_due_reviews_oldest_first_excluding_and_not_before(reader):
     assert due(date(2026, 12, 3)) == {subscription.id: [second.id]}
     assert due(date(2026, 12, 4)) == {subscription.id: [second.id, first.id]}
     assert due(date(2026, 12, 4), excluding=[second.id]) == {subscription.id: [first.id]}
+    # Per subscription: another reader's new question leaves this reader's review alone.
+    assert due(date(2026, 12, 4), excluding={subscription.id: [first.id]}) == {subscription.id: [second.id]}
+    assert due(date(2026, 12, 4), excluding={subscription.id + 1: [first.id]}) == {
+        subscription.id: [second.id, first.id]
+    }
 
 
 def test_record_reviews_sent_is_idempotent_per_day_and_reschedules(reader, settings):
