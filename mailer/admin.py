@@ -92,8 +92,8 @@ class QuestionForm(forms.ModelForm):
 @admin.register(Question)
 class QuestionAdmin(admin.ModelAdmin):
     form = QuestionForm
-    list_display = ("position", "title", "category", "is_published", "updated_at")
-    list_display_links = ("title",)
+    list_display = ("position", "any_title", "title_en", "category", "is_published", "updated_at")
+    list_display_links = ("any_title",)
     list_filter = ("category", "is_published")
     search_fields = ("title", "title_en", "source_key")
     ordering = ("category", "position")
@@ -103,6 +103,11 @@ class QuestionAdmin(admin.ModelAdmin):
         "is_published", "source_key", "license", "license_url", "attribution", "preview",
     )  # fmt: skip
     actions = ["publish", "unpublish"]
+
+    @admin.display(description=_("title"), ordering="title")
+    def any_title(self, question):
+        # An English-only question has no Korean title; its link still needs a text.
+        return question.title or question.title_en
 
     @admin.display(description=_("preview"))
     def preview(self, question):
