@@ -120,8 +120,8 @@ class QuestionForm(forms.ModelForm):
 @admin.register(Question)
 class QuestionAdmin(admin.ModelAdmin):
     form = QuestionForm
-    list_display = ("position", "title", "category", "is_published", "figures", "updated_at")
-    list_display_links = ("title",)
+    list_display = ("position", "any_title", "title_en", "category", "is_published", "figures", "updated_at")
+    list_display_links = ("any_title",)
     list_filter = ("category", "is_published")
     search_fields = ("title", "title_en", "source_key")
     ordering = ("category", "position")
@@ -155,6 +155,11 @@ class QuestionAdmin(admin.ModelAdmin):
             f"{figures.mailed} · {figures.opened} · {figures.answers_written} · "
             f"{figures.knew}/{figures.partly}/{figures.again} · {figures.reviews_sent}"
         )
+
+    @admin.display(description=_("title"), ordering="title")
+    def any_title(self, question):
+        # An English-only question has no Korean title; its link still needs a text.
+        return question.title or question.title_en
 
     @admin.display(description=_("preview"))
     def preview(self, question):

@@ -141,8 +141,10 @@ def import_questions(
                 next_position += 1
                 report.added.append(item.relative_path)
                 continue
-            # A translation leaves the question's credit alone unless the import gives one.
-            fields = {**text, **(credit if language == TEXT_LANGUAGES[0] or any(credit.values()) else {})}
+            # A translation leaves the question's credit alone unless the import gives one; filling in a
+            # missing language without `update` writes that text only.
+            gives_credit = update and (language == TEXT_LANGUAGES[0] or any(credit.values()))
+            fields = {**text, **(credit if gives_credit else {})}
             lacks_language = not getattr(question, title_field)
             if (update or lacks_language) and any(getattr(question, name) != value for name, value in fields.items()):
                 if not dry_run:

@@ -120,13 +120,26 @@ _TEXT_FIELDS = {
 
 @dataclass(frozen=True)
 class QuestionText:
-    """A question's text in one language, and whether it is not the language asked for."""
+    """A question's text in one language, and whether it is not the language asked for.
 
+    The text is read from the question when used, so a list that loaded titles only reads nothing more.
+    """
+
+    question: Question
     language: str  # the text's own language, for a lang attribute
-    title: str
-    question_md: str
-    answer_md: str
     fell_back: bool
+
+    @property
+    def title(self) -> str:
+        return getattr(self.question, _TEXT_FIELDS[self.language][0])
+
+    @property
+    def question_md(self) -> str:
+        return getattr(self.question, _TEXT_FIELDS[self.language][1])
+
+    @property
+    def answer_md(self) -> str:
+        return getattr(self.question, _TEXT_FIELDS[self.language][2])
 
     @property
     def question_html(self) -> SafeString:
@@ -147,15 +160,15 @@ def question_text(question: Question, language: str) -> QuestionText:
 
     English readers get the English text and everyone else the Korean one; a
     question without that text gives its other one, with fell_back set so the
-    page or mail can say so.
+    page or mail can say so. A language's text is there when its title is
+    (the model's constraints keep each language whole).
     """
     wanted = "en" if (language or "").lower().split("-")[0] == "en" else "ko"
     for candidate in (wanted, *(other for other in TEXT_LANGUAGES if other != wanted)):
-        title, question_md, answer_md = (getattr(question, name) for name in _TEXT_FIELDS[candidate])
-        if title:
-            return QuestionText(candidate, title, question_md, answer_md, fell_back=candidate != wanted)
+        if getattr(question, _TEXT_FIELDS[candidate][0]):
+            return QuestionText(question, candidate, fell_back=candidate != wanted)
     # Unreachable for a saved row (question_has_text); an unsaved, empty one shows as empty.
-    return QuestionText(wanted, "", "", "", fell_back=False)
+    return QuestionText(question, wanted, fell_back=False)
 
 
 def send_schedule() -> SendSchedule:

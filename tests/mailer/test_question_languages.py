@@ -108,6 +108,13 @@ def test_the_admin_form_says_what_is_missing_instead_of_failing(admin_client):
     assert Question.objects.get().answer_md_en == "Answer."
 
 
+def test_the_admin_lists_an_english_only_question_by_its_english_title(admin_client):
+    question = bilingual(title="", question_md="", answer_md="")
+    page = admin_client.get(reverse("admin:mailer_question_changelist")).content.decode()
+    change_url = reverse("admin:mailer_question_change", args=[question.pk])
+    assert re.search(rf'<a href="{re.escape(change_url)}[^"]*">Question 1\?</a>', page)
+
+
 # --- The pages, in both languages -------------------------------------------------------
 
 
@@ -172,6 +179,16 @@ def test_archive_lists_english_titles_and_marks_korean_ones(client):
     assert 'id="text-language"' not in korean
 
 
+def test_archive_reads_titles_only_whatever_the_language(client, django_assert_max_num_queries):
+    for position in range(1, 21):
+        bilingual(position, **({"title_en": "", "question_md_en": "", "answer_md_en": ""} if position % 2 else {}))
+    url = reverse("mailer:archive", args=["backend"])
+    for language in ("en", "ko"):
+        with django_assert_max_num_queries(6):
+            page = client.get(url, HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        assert page.count('<li><a href="/questions/') == 20
+
+
 def test_archive_has_no_note_when_every_title_is_in_the_pages_language(client):
     bilingual(1)
     page = client.get(reverse("mailer:archive", args=["backend"]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
@@ -227,7 +244,7 @@ def test_the_loader_adds_english_to_a_bank_loaded_before_it_and_keeps_edits():
     load_starter_questions()
     Question.objects.filter(source_key__startswith="starter:").update(title_en="", question_md_en="", answer_md_en="")
     edited = Question.objects.get(source_key="starter:backend:001-https-tls-handshake.md")
-    Question.objects.filter(pk=edited.pk).update(title="관리자가 고친 제목")
+    Question.objects.filter(pk=edited.pk).update(title="관리자가 고친 제목", attribution="An admin's credit")
     translated = Question.objects.get(source_key="starter:backend:002-what-happens-url.md")
     Question.objects.filter(pk=translated.pk).update(
         title_en="An admin's own title", question_md_en="", answer_md_en="An admin's own answer."
@@ -237,7 +254,7 @@ def test_the_loader_adds_english_to_a_bank_loaded_before_it_and_keeps_edits():
 
     edited.refresh_from_db()
     translated.refresh_from_db()
-    assert edited.title == "관리자가 고친 제목"
+    assert (edited.title, edited.attribution) == ("관리자가 고친 제목", "An admin's credit")
     assert edited.title_en.startswith("How does HTTPS differ from HTTP")
     assert (translated.title_en, translated.answer_md_en) == ("An admin's own title", "An admin's own answer.")
     assert not Question.objects.filter(title_en="").exists()
