@@ -49,13 +49,6 @@ class SubscriptionInline(admin.TabularInline):
     readonly_fields = ("activated_at", "deactivated_at", "last_sent_at")
 
 
-def _csv_cell(value) -> str:
-    # A cell starting with = + - @ is a formula to spreadsheet programs; an
-    # email local part may start with any of them.
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
-
-
 class MailStateFilter(admin.SimpleListFilter):
     title = _("mail")
     parameter_name = "mail_state"
@@ -242,34 +235,8 @@ class SubscriberAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="dailyq-subscribers-{stamp}.csv"'
         response.write("\ufeff")  # lets spreadsheet programs read UTF-8 (Korean) correctly
         writer = csv.writer(response)
-        writer.writerow(
-            [
-                "email",
-                "status",
-                "categories",
-                "frequency",
-                "language",
-                "created_at",
-                "confirmed_at",
-                "unsubscribed_at",
-                "last_mail_at",
-            ]
-        )
-        for subscriber in queryset.order_by("id"):
-            writer.writerow(
-                _csv_cell(value)
-                for value in [
-                    subscriber.email,
-                    subscriber.status,
-                    ";".join(sorted(s.category for s in subscriber.subscriptions.all() if s.is_active)),
-                    subscriber.frequency,
-                    subscriber.language,
-                    subscriber.created_at.isoformat(),
-                    subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else "",
-                    subscriber.unsubscribed_at.isoformat() if subscriber.unsubscribed_at else "",
-                    subscriber.last_mail_at.isoformat() if subscriber.last_mail_at else "",
-                ]
-            )
+        for row in importing.export_rows(queryset.prefetch_related("verifications").order_by("id")):
+            writer.writerow(importing.defuse_cell(value) for value in row)
         return response
 
     # --- CSV import: upload, preview, confirm ---
@@ -329,6 +296,17 @@ class SubscriberAdmin(admin.ModelAdmin):
                 "invalid": len(plan.invalid),
             },
         )
+        for reason, count in report.not_mailed.items():
+            # Said apart, so the count of queued mails is never taken for these.
+            self.message_user(
+                request,
+                _(
+                    "%(n)d imported addresses got no verification mail (%(reason)s); they stay pending. "
+                    'Once the cause is fixed, send them one with the action "Send a new verification mail".'
+                )
+                % {"n": count, "reason": reason},
+                messages.WARNING,
+            )
         return redirect(reverse("admin:subscriptions_subscriber_changelist"))
 
 

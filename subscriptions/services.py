@@ -179,15 +179,20 @@ def resend_verification(*, email: str, client_ip: str | None = None) -> None:
         )
 
 
-def open_verification(*, subscriber: Subscriber, categories, frequency, language) -> Verification:
-    """Revoke the subscriber's open verifications and queue the mail of a new one."""
+def open_verification(*, subscriber: Subscriber, categories, frequency, language, send: bool = True) -> Verification:
+    """Revoke the subscriber's open verifications and queue the mail of a new one.
+
+    `send=False`: the request is kept but not mailed (the import, for an
+    address the gate refuses); an admin's "new verification mail" sends it later.
+    """
     subscriber.verifications.filter(confirmed_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
     verification = Verification.objects.create(
         subscriber=subscriber, categories=categories, frequency=frequency, language=language
     )
-    _tasks().send_verification.delay_on_commit(verification_id=verification.id)
+    if send:
+        _tasks().send_verification.delay_on_commit(verification_id=verification.id)
     return verification
 
 

@@ -157,7 +157,10 @@ def test_the_admin_adds_a_subscriber_under_the_canonical_spelling(admin_client):
 
 def test_the_csv_import_sees_one_subscriber_per_address(admin_client):
     make_subscriber("alice@example.org")
-    text = 'email\n"Alice"@example.org\nbob@example.org\n"bob"@EXAMPLE.org\nal\u0130ce@example.org\n'
+    text = (
+        'email,categories\n"Alice"@example.org,backend\nbob@example.org,backend\n"bob"@EXAMPLE.org,backend\n'
+        "al\u0130ce@example.org,backend\n"
+    )
     plan = importing.plan_subscriber_import(text)
     assert [row.email for row in plan.rows] == ["bob@example.org"]
     assert [(problem.line, problem.value) for problem in plan.duplicates] == [
