@@ -12,6 +12,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from bench.harness import python_command, start_process
 from mailer.emails import MAIL_HTML_POLICY
 from tests.conftest import BASE_DIR, free_port
 
@@ -106,13 +107,12 @@ def test_outbox_refuses_when_real_ses_is_configured(settings):
 @pytest.fixture
 def emulator_process(tmp_path):
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "ses_emulator", "--port", str(port), "--verify", "partner.example"],
-        cwd=BASE_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    process = start_process(
+        "ses-emulator",
+        python_command("manage.py", "ses_emulator", "--port", str(port), "--verify", "partner.example"),
+        {"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path), "DEFAULT_FROM_EMAIL": "DailyQ <news@dailyq.test>"},
+        output=subprocess.PIPE,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path), "DEFAULT_FROM_EMAIL": "DailyQ <news@dailyq.test>"},
     )
     first_line = process.stdout.readline()
     yield port, process, first_line
