@@ -97,14 +97,9 @@ def import_questions(
     is added with that language only. An English import of known questions
     sets their credit only when it is given.
     """
-    if category not in Category.values:
-        raise ValueError(f"Unknown category {category!r}: use {' or '.join(Category.values)}")
-    if language not in TEXT_LANGUAGES:
-        raise ValueError(f"Unknown language {language!r}: use {' or '.join(TEXT_LANGUAGES)}")
-    license, license_url = describe_license(license=license, license_url=license_url)
-    attribution = " ".join(attribution.split())
-    if len(attribution) > Question._meta.get_field("attribution").max_length:
-        raise ValueError("The attribution is longer than 300 characters.")
+    credit = _checked_credit(
+        category=category, language=language, license=license, license_url=license_url, attribution=attribution
+    )
     path = Path(path)
     source = source or f"{category}:{path.resolve().name}"
     files, problems = read_question_folder(path)
@@ -112,7 +107,8 @@ def import_questions(
     for item in files:  # rendered before the sequence is locked: the lock waits for no render
         if changes := list_markdown_changes(item.question_md) + list_markdown_changes(item.answer_md):
             report.rendering_changes[item.relative_path] = changes
-    credit = {"license": license, "license_url": license_url, "attribution": attribution}
+    # A translation leaves a known question's credit alone unless the import gives one.
+    gives_credit = update and (language == TEXT_LANGUAGES[0] or any(credit.values()))
     title_field, question_field, answer_field = text_fields(language)
     with transaction.atomic():
         _lock_sequence(category)
@@ -125,12 +121,8 @@ def import_questions(
         next_position = _end_of_sequence(category)
         for item in files:
             key = f"{source}:{item.relative_path}"
-            if len(key) > Question._meta.get_field("source_key").max_length:
-                report.problems.append(FileProblem(item.relative_path, "path too long to be a source key"))
-                report.rendering_changes.pop(item.relative_path, None)
-                continue
-            if key in foreign:
-                report.problems.append(FileProblem(item.relative_path, f"source key {key} belongs to another category"))
+            if problem := _source_key_problem(key, foreign):
+                report.problems.append(FileProblem(item.relative_path, problem))
                 report.rendering_changes.pop(item.relative_path, None)
                 continue
             text = {title_field: item.title, question_field: item.question_md, answer_field: item.answer_md}
@@ -141,18 +133,40 @@ def import_questions(
                 next_position += 1
                 report.added.append(item.relative_path)
                 continue
-            # A translation leaves the question's credit alone unless the import gives one; filling in a
-            # missing language without `update` writes that text only.
-            gives_credit = update and (language == TEXT_LANGUAGES[0] or any(credit.values()))
             fields = {**text, **(credit if gives_credit else {})}
-            lacks_language = not getattr(question, title_field)
-            if (update or lacks_language) and any(getattr(question, name) != value for name, value in fields.items()):
+            # Without `update`, a known question only gets a language it lacks.
+            if (update or not getattr(question, title_field)) and _differs(question, fields):
                 if not dry_run:
                     Question.objects.filter(id=question.id).update(**fields, updated_at=timezone.now())
                 report.changed.append(item.relative_path)
             else:
                 report.unchanged.append(item.relative_path)
     return report
+
+
+def _checked_credit(*, category: str, language: str, license: str, license_url: str, attribution: str) -> dict:
+    """The import's credit fields, after refusing an unknown category or language and a bad credit."""
+    if category not in Category.values:
+        raise ValueError(f"Unknown category {category!r}: use {' or '.join(Category.values)}")
+    if language not in TEXT_LANGUAGES:
+        raise ValueError(f"Unknown language {language!r}: use {' or '.join(TEXT_LANGUAGES)}")
+    license, license_url = describe_license(license=license, license_url=license_url)
+    attribution = " ".join(attribution.split())
+    if len(attribution) > Question._meta.get_field("attribution").max_length:
+        raise ValueError("The attribution is longer than 300 characters.")
+    return {"license": license, "license_url": license_url, "attribution": attribution}
+
+
+def _source_key_problem(key: str, foreign: set[str]) -> str | None:
+    if len(key) > Question._meta.get_field("source_key").max_length:
+        return "path too long to be a source key"
+    if key in foreign:
+        return f"source key {key} belongs to another category"
+    return None
+
+
+def _differs(question: Question, fields: dict) -> bool:
+    return any(getattr(question, name) != value for name, value in fields.items())
 
 
 def load_starter_questions() -> dict[str, QuestionImportReport]:
