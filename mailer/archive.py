@@ -52,7 +52,7 @@ def search_questions(*, category: str, query: str) -> QuerySet[Question]:
 
     A word is matched literally: `%` and `_` are escaped by Django's
     `icontains`, which on PostgreSQL is served by the trigram indexes of
-    migration 0012. An empty query matches nothing.
+    migrations 0012 and 0016. An empty query matches nothing.
     """
     words = search_words(query[:SEARCH_MAX_LENGTH])
     questions = Question.objects.filter(category=category, is_published=True)

@@ -46,6 +46,6 @@ def test_postgresql_answers_a_search_from_the_trigram_indexes(postgres):
         sql, params = query.query.sql_with_params()
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    for field in ("title", "question_md", "answer_md"):
+    for field in ("title", "question_md", "answer_md", "title_en", "question_md_en", "answer_md_en"):
         assert f"question_{field}_trgm" in plan, plan
     assert [question.title for question in search_questions(category="backend", query="격리")] == ["트랜잭션 격리 수준"]
