@@ -254,5 +254,5 @@ def test_services_do_not_stumble_on_erased_rows(admin_client):
     from mailer.sending.runs import retry_failed_deliveries
 
     assert retry_failed_deliveries(run=run) == 0
-    page = admin_client.get(reverse("admin:mailer_delivery_changelist"))
+    page = admin_client.get(reverse("admin:mailer_delivery_changelist"), HTTP_ACCEPT_LANGUAGE="en")
     assert page.status_code == 200 and "(erased)" in page.content.decode()
