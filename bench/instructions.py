@@ -55,7 +55,8 @@ day = Delivery.objects.select_related("run").get(id=ids[0]).run.day
 for question in Question.objects.filter(is_published=True):
     for language in ("ko", "en"):
         daily_email.build_daily_email(subscriber_id=1, email="warm@bench.example", language=language,
-                                   category=question.category, day=day, questions=[question])
+                                   category=question.category, day=day, questions=[question],
+                                   subscription_id=1, link_generation=0)
 size = settings.SEND_BATCH_SIZE
 sent = 0
 for start in range(0, len(ids), size):

@@ -184,7 +184,7 @@ def render_shared_email(
         if shared is not None:
             _shared_renders.move_to_end(cache_key)
             return shared
-    markers = {field: f"{_MARKER}{field}-" for field in personal}
+    markers = {field: personal_marker(field) for field in personal}
     rendered = render_email(name, {**make_context(), **markers}, language=language)
     shared = SharedEmail(**vars(rendered), pieces=_split_at_markers(rendered, personal))
     with _shared_lock:
@@ -192,6 +192,12 @@ def render_shared_email(
         while len(_shared_renders) > _SHARED_RENDERS_MAX:
             _shared_renders.popitem(last=False)
     return shared
+
+
+def personal_marker(field: str) -> str:
+    """The marker personalise() fills with `field`'s value: for personal values a context holds in a list
+    (one answer link per question), which the template cannot look up by name."""
+    return f"{_MARKER}{field}-"
 
 
 def _split_at_markers(rendered: RenderedEmail, personal: tuple[str, ...]) -> tuple[tuple[str, ...], ...] | None:

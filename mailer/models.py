@@ -211,6 +211,9 @@ class Delivery(models.Model):
     )
     # The question(s) this mail carries: one, or five for a weekly digest.
     question_ids = models.JSONField(_("questions"), default=list)
+    # The reader's due reviews it carries below them (the oldest due first), chosen
+    # when the run made the row; they never move the reader's cursor.
+    review_question_ids = models.JSONField(_("reviews"), default=list, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PENDING)
     reason = models.TextField(_("reason"), blank=True)
     ses_message_id = models.CharField(_("SES message id"), max_length=200, blank=True)

@@ -20,6 +20,7 @@ from mailer.sending.daily_email import build_daily_email
 from mailer.sending.reasons import QUOTA_REASON, UNKNOWN_REASON
 from mailer.sending.runs import defer_pending_deliveries, finish_run_if_complete, pause_sending
 from mailer.ses import SendFailed, SendOutcome, reusable_connection
+from subscriptions.answers import record_reviews_sent
 from subscriptions.links import ReaderLinks
 from subscriptions.models import Subscriber, Subscription
 
@@ -57,6 +58,7 @@ class OutgoingMail:
     run_id: int
     day: date
     question_ids: list[int]
+    review_question_ids: list[int]
     attempts: int
     subscription_id: int
     category: str
@@ -85,6 +87,7 @@ _OUTGOING_FIELDS = (
     "run_id",
     "run__day",
     "question_ids",
+    "review_question_ids",
     "attempts",
     "subscription_id",
     "subscription__category",
@@ -95,6 +98,9 @@ _OUTGOING_FIELDS = (
     "subscription__subscriber__status",
     "subscription__subscriber__link_generation",
 )
+
+
+_TEXT_FIELDS = [name for language in selectors.TEXT_LANGUAGES for name in selectors.text_fields(language)]
 
 
 _OUTCOME_FIELDS = ["status", "reason", "ses_message_id", "sent_at", "attempts"]
@@ -143,6 +149,7 @@ class Batch:
         self.in_flight: OutgoingMail | None = None
         self.written: set[int] = set()  # rows whose outcome is already in the database
         self.still_ours: set[int] = set()
+        self.reviews = {mail.id: (mail.day, mail.review_question_ids) for mail in mails if mail.review_question_ids}
 
     @classmethod
     def claim(cls, ids: list[int]) -> "Batch | None":
@@ -168,9 +175,10 @@ class Batch:
 
     def send(self) -> None:
         """Send the mails in id order; whatever happens, write down how each ended."""
-        # What a mail shows of its questions; the answers stay on the site.
-        questions = Question.objects.only("id", "category", "position", "title", "question_md").in_bulk(
-            {qid for mail in self.mails for qid in mail.question_ids}
+        # What a mail shows of its questions and reviews, in both languages (question_text reads the
+        # answers' fields too, to tell which languages a question has).
+        questions = Question.objects.only("id", "category", "position", *_TEXT_FIELDS).in_bulk(
+            {qid for mail in self.mails for qid in (*mail.question_ids, *mail.review_question_ids)}
         )
         try:
             self._send_all(questions)
@@ -214,7 +222,7 @@ class Batch:
             return
         # No journal (Redis lost it, or is down): what is known goes to the database now.
         done = [m.outcome() for m in self.mails if m.status != Delivery.Status.SENDING and m.id not in self.written]
-        self.still_ours |= record_outcomes(done, claim=self.claim)
+        self.still_ours |= record_outcomes(done, claim=self.claim, reviews=self.reviews)
         self.written.update(outcome.id for outcome in done)
         self.journal.begin()
 
@@ -224,7 +232,7 @@ class Batch:
         for mail in untouched:
             mail.status = Delivery.Status.PENDING
         outcomes = [mail.outcome() for mail in self.mails if mail.id not in self.written]
-        self.still_ours |= record_outcomes(outcomes, claim=self.claim)
+        self.still_ours |= record_outcomes(outcomes, claim=self.claim, reviews=self.reviews)
         self.journal.discard()  # written down: what the journal kept is no longer needed
         if requeue := [mail.id for mail in untouched if mail.id in self.still_ours]:
             _enqueue(requeue)
@@ -287,6 +295,8 @@ def _send_one(mail: OutgoingMail, sending: _Sending) -> SendOutcome | None:
                 category=mail.category,
                 day=mail.day,
                 questions=picked,
+                reviews=[sending.questions[qid] for qid in mail.review_question_ids if qid in sending.questions],
+                subscription_id=mail.subscription_id,
                 connection=sending.connection,
                 reader_links=sending.reader_links,
                 link_generation=mail.link_generation,
@@ -334,11 +344,16 @@ def _not_sent(mail: OutgoingMail, exc: SendFailed) -> SendOutcome | None:
     return None
 
 
-def record_outcomes(outcomes: list[Outcome], *, claim: str) -> set[int]:
-    """Write how each mail ended and move the cursors of those sent; returns the ids still claimed.
+def record_outcomes(
+    outcomes: list[Outcome], *, claim: str, reviews: dict[int, tuple[date, list[int]]] | None = None
+) -> set[int]:
+    """Write how each mail ended, move the cursors of those sent and record their reviews sent;
+    returns the ids still claimed.
 
     Rows the sweeper took back (the batch outlived its lease) are its to
-    report now, not ours: neither they nor their cursors are written.
+    report now, not ours: neither they nor their cursors nor their reviews
+    are written. `reviews`: each delivery's send day and review question ids,
+    when the caller has them (a batch); else they are read, in one query.
     """
     with transaction.atomic():
         still_ours = bulk_set(
@@ -353,4 +368,30 @@ def record_outcomes(outcomes: list[Outcome], *, claim: str) -> set[int]:
             if o.next_position is not None and o.id in still_ours
         }
         bulk_set(Subscription, moved, ["next_position", "last_sent_at"])
+        sent = {o.id: o.subscription_id for o in outcomes if o.status == Delivery.Status.SENT and o.id in still_ours}
+        record_delivered_reviews(sent, reviews=reviews)
     return still_ours
+
+
+def record_delivered_reviews(sent: dict[int, int], *, reviews: dict[int, tuple[date, list[int]]] | None = None) -> int:
+    """Record the reviews carried by the deliveries just settled as sent (delivery id -> subscription id).
+
+    Every path that settles a delivery as sent comes here (a batch, the
+    sweeper, a confirmation by SES's Send event), so its reviews move on
+    exactly once: record_reviews_sent counts a review once per send day.
+    """
+    if not sent:
+        return 0
+    if reviews is None:
+        reviews = {
+            delivery_id: (day, review_ids)
+            for delivery_id, day, review_ids in Delivery.objects.filter(id__in=list(sent)).values_list(
+                "id", "run__day", "review_question_ids"
+            )
+        }
+    by_day: dict[date, list[tuple[int, int]]] = {}
+    for delivery_id, subscription_id in sent.items():
+        day, review_ids = reviews.get(delivery_id, (None, ()))
+        for question_id in review_ids:
+            by_day.setdefault(day, []).append((subscription_id, question_id))
+    return sum(record_reviews_sent(pairs=pairs, day=day) for day, pairs in by_day.items())

@@ -22,8 +22,9 @@ def refresh_delivery_statistics() -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(Delivery._meta.db_table)}")
 
 
-def insert_deliveries(run: SendRun, rows: list[tuple[int, list[int], str, str]]) -> None:
-    """INSERT the run's rows (subscription, question ids, status, reason); rows already there are kept.
+def insert_deliveries(run: SendRun, rows: list[tuple[int, list[int], list[int], str, str]]) -> None:
+    """INSERT the run's rows (subscription, question ids, review question ids, status, reason); rows
+    already there are kept.
 
     On PostgreSQL the varying columns travel as one array each and every
     other column takes its model default: bulk_create preparing each value
@@ -31,13 +32,20 @@ def insert_deliveries(run: SendRun, rows: list[tuple[int, list[int], str, str]])
     """
     if connection.vendor != "postgresql":
         deliveries = [
-            Delivery(run=run, subscription_id=subscription, question_ids=questions, status=status, reason=reason)
-            for subscription, questions, status, reason in rows
+            Delivery(
+                run=run,
+                subscription_id=subscription,
+                question_ids=questions,
+                review_question_ids=reviews,
+                status=status,
+                reason=reason,
+            )
+            for subscription, questions, reviews, status, reason in rows
         ]
         Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         return
     defaults = Delivery(run=run)
-    varying = {"subscription": 0, "question_ids": 1, "status": 2, "reason": 3}
+    varying = {"subscription": 0, "question_ids": 1, "status": 2, "reason": 3, "review_question_ids": 4}
     quote = connection.ops.quote_name
     columns, values, constants = [], [], []
     for column in Delivery._meta.concrete_fields:
@@ -50,17 +58,18 @@ def insert_deliveries(run: SendRun, rows: list[tuple[int, list[int], str, str]])
             values.append(f"%s::{column.db_type(connection)}")
             constants.append(column.get_db_prep_save(getattr(defaults, column.attname), connection))
     arrays = [
-        [subscription for subscription, _q, _s, _r in rows],
-        [json.dumps(questions) for _s, questions, _st, _r in rows],
-        [status for _s, _q, status, _r in rows],
-        [reason for _s, _q, _st, reason in rows],
+        [subscription for subscription, _q, _rv, _s, _r in rows],
+        [json.dumps(questions) for _s, questions, _rv, _st, _r in rows],
+        [status for _s, _q, _rv, status, _r in rows],
+        [reason for _s, _q, _rv, _st, reason in rows],
+        [json.dumps(reviews) for _s, _q, reviews, _st, _r in rows],
     ]
-    types = ["bigint", "jsonb", Delivery._meta.get_field("status").db_type(connection), "text"]
+    types = ["bigint", "jsonb", Delivery._meta.get_field("status").db_type(connection), "text", "jsonb"]
     unnest = ", ".join(f"%s::{kind}[]" for kind in types)
     # Only the model's own (quoted) table and column names are formatted in; values are parameters.
     sql = (
         f"INSERT INTO {quote(Delivery._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
-        f"SELECT {', '.join(values)} FROM unnest({unnest}) AS v(c0, c1, c2, c3) ON CONFLICT DO NOTHING"
+        f"SELECT {', '.join(values)} FROM unnest({unnest}) AS v(c0, c1, c2, c3, c4) ON CONFLICT DO NOTHING"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*constants, *arrays])

@@ -13,7 +13,7 @@ from django.utils import timezone
 from mailer import selectors
 from mailer.journal import Outcome, discard_journal, prune_journals, read_journal
 from mailer.models import Delivery, Question, SendRun
-from mailer.sending.batch import record_outcomes
+from mailer.sending.batch import record_delivered_reviews, record_outcomes
 from mailer.sending.bulk_sql import bulk_set
 from mailer.sending.reasons import CONFIRMED_REASON, RESEND_REASON, UNKNOWN_REASON
 from mailer.sending.runs import enqueue_pending_deliveries, finish_run_if_complete, start_daily_send
@@ -173,6 +173,7 @@ def confirm_sent_deliveries(*, ids: list[int] | None = None) -> int:
                 continue
             confirmed += 1
             run_ids.add(run_id)
+            record_delivered_reviews({delivery_id: subscription_id})
             picked = [positions[q] for q in question_ids if q in positions]
             later = Delivery.objects.filter(subscription_id=subscription_id, run__day__gt=day).exists()
             if picked and not later:

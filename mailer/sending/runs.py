@@ -16,6 +16,7 @@ from mailer.sending.bulk_sql import insert_deliveries, refresh_delivery_statisti
 from mailer.sending.reasons import QUOTA_REASON, SUPERSEDED_REASON
 from mailer.ses import account_status
 from subscriptions.models import Frequency
+from subscriptions.selectors import due_reviews
 
 logger = logging.getLogger(__name__)
 
@@ -91,27 +92,45 @@ def start_daily_send(*, day: date) -> SendRun | None:
 
 
 def _create_deliveries(run: SendRun) -> int:
-    """One delivery row per due subscription, with the question(s) it will carry."""
+    """One delivery row per due subscription, with the question(s) it will carry and the reviews below them."""
     sequences = selectors.question_sequences()
     due = (
         selectors.due_subscriptions(day=run.day, cutoff=run.cutoff)
         .values_list("id", "category", "next_position", "subscriber__frequency")
         .order_by("id")
     )
-    rows: list[tuple[int, list[int], str, str]] = []  # subscription, questions, status, reason
+    chunk: list[tuple[int, list[int], bool]] = []  # subscription, new questions, weekly
     for subscription_id, category, next_position, frequency in due.iterator(chunk_size=5000):
-        count = settings.WEEKLY_DIGEST_SIZE if frequency == Frequency.WEEKLY else 1
+        weekly = frequency == Frequency.WEEKLY
+        count = settings.WEEKLY_DIGEST_SIZE if weekly else 1
         picked = [question_id for _position, question_id in sequences[category].next_after(next_position, count)]
-        if picked:
-            rows.append((subscription_id, picked, Delivery.Status.PENDING, ""))
-        else:
-            rows.append((subscription_id, picked, Delivery.Status.SKIPPED, "no published questions in this category"))
-        if len(rows) >= 5000:
-            insert_deliveries(run, rows)
-            rows = []
-    if rows:
-        insert_deliveries(run, rows)
+        chunk.append((subscription_id, picked, weekly))
+        if len(chunk) >= 5000:
+            insert_deliveries(run, _delivery_rows(run, chunk))
+            chunk = []
+    if chunk:
+        insert_deliveries(run, _delivery_rows(run, chunk))
     return Delivery.objects.filter(run=run).count()
+
+
+def _delivery_rows(run: SendRun, chunk: list[tuple[int, list[int], bool]]) -> list[tuple]:
+    """The rows of a chunk of subscriptions: a daily mail carries the oldest due review, a weekly digest all.
+
+    The reviews are read in one query per chunk, leaving out each mail's new questions.
+    """
+    reviews = due_reviews(
+        subscription_ids=[subscription_id for subscription_id, picked, _w in chunk if picked],
+        day=run.day,
+        excluding={subscription_id: picked for subscription_id, picked, _w in chunk if picked},
+    )
+    rows = []
+    for subscription_id, picked, weekly in chunk:
+        if not picked:
+            rows.append((subscription_id, [], [], Delivery.Status.SKIPPED, "no published questions in this category"))
+            continue
+        due = reviews.get(subscription_id, [])
+        rows.append((subscription_id, picked, due if weekly else due[:1], Delivery.Status.PENDING, ""))
+    return rows
 
 
 def _supersede_older_deliveries(run: SendRun) -> list[int]:

@@ -15,10 +15,8 @@ from datetime import date, timedelta
 from django.core import mail
 from django.core.mail import EmailMessage
 from django.test import override_settings
-from django.urls import reverse
 
 from mailer import alerts, questions, schedule
-from mailer.emails import absolute_url
 from mailer.models import Delivery, Question, SendRun
 from mailer.sending import reasons, runs
 from subscriptions import services as subscriptions
@@ -90,11 +88,27 @@ def every_mail(*, language: str, settings) -> dict[str, EmailMessage]:
     return found
 
 
-def digest_questions() -> list[tuple[str, str]]:
-    """(title, absolute URL) of each question in the weekly reader's digest, in order."""
-    delivery = Delivery.objects.get(subscription__subscriber__email="weekly@example.org")
+def digest_questions() -> list[tuple[str, int]]:
+    """(title shown to the reader, question id) of each question in the weekly reader's digest, in order."""
+    from mailer.selectors import question_text
+
+    delivery = Delivery.objects.select_related("subscription__subscriber").get(
+        subscription__subscriber__email="weekly@example.org"
+    )
     found = Question.objects.in_bulk(delivery.question_ids)
-    return [(found[i].title, absolute_url(reverse("mailer:question", args=[i]))) for i in delivery.question_ids]
+    language = delivery.subscription.subscriber.language
+    return [(question_text(found[i], language).title, i) for i in delivery.question_ids]
+
+
+def answer_links(text: str) -> dict[str, tuple[int, int]]:
+    """Each answer link in `text` (absolute URL) -> the (subscription id, question id) its token opens."""
+    from subscriptions import tokens
+
+    found = {}
+    for url, token in re.findall(r"(https://dailyq\.example/answer/([A-Za-z0-9_\-:]+)/)", text):
+        payload = tokens.read_token(tokens.Purpose.ANSWER, token)
+        found[url] = (payload["u"], payload["q"])
+    return found
 
 
 def _only_mail() -> EmailMessage:

@@ -213,14 +213,17 @@ def test_the_mail_has_both_parts_absolute_links_and_one_click_unsubscribe(client
     assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
 
 
-def test_answer_page_linked_from_the_mail_shows_the_answer(client):
+def test_answer_page_linked_from_the_mail_asks_first_then_shows_the_answer(client):
     [question] = make_questions("backend", 1)
     make_subscriber("a@example.org")
     start_daily_send(day=TUESDAY)
-    link = re.search(r"https://dailyq\.example(/questions/\d+/)", mails_to("a@example.org")[0].body).group(1)
+    link = re.search(r"https://dailyq\.example(/answer/[^/\s]+/)", mails_to("a@example.org")[0].body).group(1)
     page = client.get(link)
     assert page.status_code == 200
-    assert question.answer_md in page.content.decode()
+    assert question.title in page.content.decode()
+    assert question.answer_md not in page.content.decode()  # think first
+    shown = client.post(link, {"action": "reveal"}, follow=True)
+    assert question.answer_md in shown.content.decode()
 
 
 def test_run_report_goes_to_admins_once():
@@ -296,11 +299,15 @@ def test_beat_task_sends_today_in_korean_time(settings):
 def direct_daily_email(delivery, questions):
     """The day's mail rendered from scratch for this one reader (what the shared render must equal)."""
     from mailer.emails import build_email
-    from subscriptions.links import manage_url, unsubscribe_url
+    from subscriptions.links import answer_url, manage_url, unsubscribe_url
 
     subscription = delivery.subscription
     subscriber = subscription.subscriber
-    context = daily_email.daily_email_context(category=subscription.category, day=delivery.run.day, questions=questions)
+    context = daily_email.daily_email_context(
+        category=subscription.category, day=delivery.run.day, questions=questions, language=subscriber.language
+    )
+    for shown, question in zip(context["questions"], questions, strict=True):
+        shown["answer_url"] = answer_url(subscription.id, question.id)
     return build_email(
         "daily_question",
         to=subscriber.email,
@@ -350,6 +357,7 @@ def build_mail(delivery, questions):
         category=delivery.subscription.category,
         day=delivery.run.day,
         questions=questions,
+        subscription_id=delivery.subscription_id,
     )
 
 

@@ -2,12 +2,13 @@
 PostgreSQL, started by `manage.py send_daily` as cron would, mailing through
 django-ses to the SES emulator."""
 
+import json
 import os
 import subprocess
 import sys
 import uuid
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.core.cache import cache
@@ -147,3 +148,61 @@ def test_a_worker_keeps_its_database_connection_from_batch_to_batch(worker_env, 
     # The worker's one thread, and send_daily's own connection (the sweeper's
     # and the report's tasks share the worker's): not one per batch.
     assert opened <= 3, f"{opened} database sessions for 10 batches"
+
+
+def enqueue_batch_again(env, ids):
+    """A batch task delivered a second time (a broker redelivery, a retry), on the real workers."""
+    script = (
+        "import json, sys\n"
+        "from mailer.tasks import send_delivery_batch as task\n"
+        "print(json.dumps(task.delay(ids=json.loads(sys.argv[1])).get(timeout=120)))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script.replace("sys.argv[1]", repr(json.dumps(ids)))],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def test_reviews_go_out_exactly_once_under_a_double_trigger_and_a_retried_batch(worker_env, workers, ses):
+    from subscriptions.answers import rate_answer
+    from subscriptions.models import Answer
+    from subscriptions.selectors import AnswerTarget
+
+    questions = make_questions("backend", 12)
+    for n in range(40):
+        make_subscriber(f"r{n}@example.org", next_position=6, frequency="weekly" if n % 4 == 0 else "daily")
+    for subscription in Subscription.objects.select_related("subscriber"):
+        for question, days_ago in ((questions[0], 21), (questions[1], 14)):
+            target = AnswerTarget(subscription.id, subscription.subscriber, question)
+            rate_answer(target=target, rating="again", today=MONDAY - timedelta(days=days_ago))
+
+    triggers = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "send_daily", "--date", MONDAY.isoformat(), "--wait", "--timeout", "240"],
+            cwd=BASE_DIR,
+            env=worker_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for trigger in triggers:
+        _out, err = trigger.communicate(timeout=300)
+        assert trigger.returncode == 0, err
+    again = enqueue_batch_again(worker_env, list(Delivery.objects.values_list("id", flat=True)))
+    assert again.returncode == 0, again.stdout + again.stderr  # ran on a worker; it must send nothing
+
+    received = ses.messages()
+    assert len(received) == 40 and len({m.to for m in received}) == 40
+    for message in received:
+        weekly = int(message.to.removeprefix("r").split("@")[0]) % 4 == 0
+        # The oldest due review in a daily mail, both in a weekly digest: each once.
+        text = message.text.replace("\r\n", "\n")
+        assert text.count(questions[0].title + "\n") == 1, message.to
+        assert text.count(questions[1].title + "\n") == (1 if weekly else 0), message.to
+    sent = Counter(Answer.objects.filter(reviews_sent__gt=0).values_list("question_id", flat=True))
+    assert sent == {questions[0].id: 40, questions[1].id: 10}
+    assert set(Answer.objects.filter(reviews_sent__gt=0).values_list("reviews_sent", "last_review_on")) == {(1, MONDAY)}
+    # Reviews took no new question's place: daily cursors moved by one, weekly by five.
+    assert Counter(Subscription.objects.values_list("next_position", flat=True)) == {7: 30, 11: 10}

@@ -58,6 +58,7 @@ def test_question_titles_never_break_out_of_the_subject(titles, question_md, cat
         category=category,
         day=timezone.localdate(),
         questions=questions,
+        subscription_id=subscriber.subscriptions.get().id,
     )
 
     assert_mail_is_safe(message, subscriber.email)
