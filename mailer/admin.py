@@ -593,7 +593,11 @@ class MissedDayAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("today's questions"))
     def send_now(self, missed):
-        if missed.started_at or missed.day != timezone.localdate() or SendRun.objects.filter(day=missed.day).exists():
+        if (
+            missed.started_at
+            or missed.day != timezone.localdate()
+            or SendRun.objects.filter(kind=SendRun.Kind.DAILY, day=missed.day).exists()
+        ):
             return "—"
         url = reverse("admin:mailer_missedday_send", args=[missed.pk])
         return format_html('<a class="button" href="{}">{}</a>', url, _("Send today's questions now"))
