@@ -12,6 +12,7 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from mailer import schedule, selectors
 from mailer.models import Announcement, Delivery, SendRun, Suppression
@@ -20,6 +21,7 @@ from mailer.sending.announcements import start_announcement
 from mailer.sending.runs import start_daily_send
 from subscriptions.models import Subscriber, Subscription
 from tests.factories import make_questions, make_subscriber
+from tests.mailer.test_dashboard import cells, ses_unreachable, with_dashboard  # noqa: F401 (a fixture)
 from tests.mailer.test_ses_awareness import fake_ses  # noqa: F401 (a fixture)
 
 TUESDAY = date(2026, 12, 1)
@@ -399,3 +401,20 @@ def test_a_sent_announcement_is_read_only_in_the_admin(admin_client):
     assert announcement.subject == "DailyQ moves to a new domain"
     page = admin_client.get(change_url).content.decode()
     assert reverse("admin:mailer_announcement_send", args=[announcement.pk]) not in page
+
+
+@with_dashboard
+def test_the_dashboard_lists_an_announcement_as_a_run_of_its_own(admin_client, ses_unreachable):  # noqa: F811
+    make_subscriber("reader@example.org")
+    # The day's questions, run the same day (made directly: whether today is a send day does not matter here).
+    today = timezone.localdate()
+    daily = SendRun.objects.create(day=today, cutoff=timezone.now(), status=SendRun.Status.DONE, total=1)
+    Delivery.objects.create(run=daily, subscription=Subscription.objects.get(), status=Delivery.Status.FAILED)
+    run = start_announcement(announcement_id=notice().id)
+
+    page = admin_client.get(reverse("dashboard"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    row = cells(page, f"run-announcement-{run.pk}")
+    assert "Announcement: DailyQ moves to a new domain" in row[0]
+    assert row[1] == "Done" and row[2:4] == ["1", "0"]  # one sent, none failed
+    assert cells(page, f"run-{today:%Y-%m-%d}")[2:4] == ["0", "1"]
