@@ -418,3 +418,42 @@ def test_the_dashboard_lists_an_announcement_as_a_run_of_its_own(admin_client, s
     assert "Announcement: DailyQ moves to a new domain" in row[0]
     assert row[1] == "Done" and row[2:4] == ["1", "0"]  # one sent, none failed
     assert cells(page, f"run-{today:%Y-%m-%d}")[2:4] == ["0", "1"]
+
+
+def test_erasing_a_person_keeps_their_announcement_row_without_them():
+    from subscriptions.erasure import erase_address
+
+    make_subscriber("leaving@example.org", categories=["backend", "frontend"])
+    make_subscriber("staying@example.org")
+    runs.pause_sending(reason="test")  # the rows wait, unsent
+    run = start_announcement(announcement_id=notice().id, now=MORNING)
+
+    erase_address(email="leaving@example.org")
+
+    erased = Delivery.objects.get(run=run, subscriber__isnull=True)
+    assert erased.subscription_id is None and erased.status == Delivery.Status.SKIPPED
+    assert Delivery.objects.filter(run=run).count() == 2
+    runs.resume_sending()
+    assert [m.to[0] for m in readers_mails()] == ["staying@example.org"]
+
+
+def test_a_send_event_settles_an_announcement_of_unknown_fate_without_moving_a_cursor():
+    from mailer.sending import recovery
+    from mailer.sending.reasons import UNKNOWN_REASON
+
+    make_subscriber("reader@example.org", next_position=4)
+    runs.pause_sending(reason="test")
+    run = start_announcement(announcement_id=notice().id, now=MORNING)
+    Delivery.objects.filter(run=run).update(
+        status=Delivery.Status.FAILED,
+        reason=UNKNOWN_REASON + "ReadTimeoutError",
+        accepted_message_id="ses-1",
+        accepted_at=MORNING,
+    )
+    SendRun.objects.filter(id=run.id).update(started_at=timezone.now())
+
+    assert recovery.confirm_sent_deliveries() == 1
+
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.Status.SENT and delivery.ses_message_id == "ses-1"
+    assert Subscription.objects.get().next_position == 4
