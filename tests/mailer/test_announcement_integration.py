@@ -21,7 +21,9 @@ from tests.mailer.deployment import TUESDAY, Deployment
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 
 PEOPLE = 2000
-RATE = 120  # mails a second: below what two workers send unpaced here, so the limiter binds
+# Mails a second. Two thread-pool workers sent 190-440 a second unpaced on these machines
+# (README, "Running it like production"), so the shared limiter, not the host, sets the pace.
+RATE = 120
 SUBJECT = "DailyQ moves to a new domain"
 
 
