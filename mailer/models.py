@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
@@ -5,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from mailer.markdown import validate_markdown_size
 from subscriptions.addresses import address_hash
-from subscriptions.models import Category
+from subscriptions.models import Category, Frequency
 
 
 class Suppression(models.Model):
@@ -148,15 +149,64 @@ class CategorySettings(models.Model):
         return self.get_category_display()
 
 
+class Announcement(models.Model):
+    """A notice mailed once to an audience of readers (mailer.sending.announcements).
+
+    It is sent as a send run of its own kind: the same deliveries, claims,
+    pacing, quota and reports as a daily send. An empty audience field means
+    everyone; the run, once started, is unique per announcement.
+    """
+
+    subject = models.CharField(_("subject"), max_length=150)
+    body_md = models.TextField(
+        _("body (Markdown)"), validators=[validate_markdown_size], help_text=_("Rendered and sanitised as answers are.")
+    )
+    category = models.CharField(
+        _("category"), max_length=16, choices=Category, blank=True, help_text=_("Empty: every category.")
+    )
+    frequency = models.CharField(
+        _("frequency"), max_length=16, choices=Frequency, blank=True, help_text=_("Empty: daily and weekly readers.")
+    )
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, blank=True, help_text=_("Empty: every language.")
+    )
+    # Beat starts it at this moment (mailer.sending.announcements.start_due_announcements).
+    scheduled_at = models.DateTimeField(_("scheduled for"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("announcement")
+        verbose_name_plural = _("announcements")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.subject
+
+
 class SendRun(models.Model):
-    """One send day: created once, however often it is triggered."""
+    """One send: a day's daily mail, or one announcement; created once, however often it is triggered."""
 
     class Status(models.TextChoices):
         CREATED = "created", _("Created")
         SENDING = "sending", _("Sending")
         DONE = "done", _("Done")
 
-    day = models.DateField(_("send day"), unique=True)
+    class Kind(models.TextChoices):
+        DAILY = "daily", _("Daily questions")
+        ANNOUNCEMENT = "announcement", _("Announcement")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind, default=Kind.DAILY)
+    announcement = models.ForeignKey(
+        Announcement,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="runs",
+        verbose_name=_("announcement"),
+    )
+    # The send day of a daily run; the day an announcement started.
+    day = models.DateField(_("send day"))
     # Subscriptions activated after this moment start on the next send day.
     cutoff = models.DateTimeField(_("cut-off"))
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.CREATED)
@@ -169,9 +219,22 @@ class SendRun(models.Model):
     class Meta:
         verbose_name = _("send run")
         verbose_name_plural = _("send runs")
-        ordering = ["-day"]
+        ordering = ["-day", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["day"], condition=Q(kind="daily"), name="sendrun_one_daily_per_day"),
+            models.UniqueConstraint(
+                fields=["announcement"], condition=Q(kind="announcement"), name="sendrun_once_per_announcement"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="daily", announcement__isnull=True)
+                | Q(kind="announcement", announcement__isnull=False),
+                name="sendrun_kind_matches_announcement",
+            ),
+        ]
 
     def __str__(self):
+        if self.kind == self.Kind.ANNOUNCEMENT:
+            return f"{self.day:%Y-%m-%d} {_('Announcement')} #{self.announcement_id}"
         return f"{self.day:%Y-%m-%d}"
 
     @property
@@ -182,7 +245,7 @@ class SendRun(models.Model):
 
 
 class Delivery(models.Model):
-    """One subscription's mail of one send day."""
+    """One subscription's mail of one send day, or one reader's mail of an announcement."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -209,7 +272,12 @@ class Delivery(models.Model):
     subscription = models.ForeignKey(
         "subscriptions.Subscription", on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
     )
-    # The question(s) this mail carries: one, or five for a weekly digest.
+    # An announcement's reader (one mail per person, whatever their categories);
+    # empty for daily mail, which is per subscription.
+    subscriber = models.ForeignKey(
+        "subscriptions.Subscriber", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    # The question(s) this mail carries: one, or five for a weekly digest; none for an announcement.
     question_ids = models.JSONField(_("questions"), default=list)
     # The reader's due reviews it carries below them (the oldest due first), chosen
     # when the run made the row; they never move the reader's cursor.
@@ -239,6 +307,10 @@ class Delivery(models.Model):
         verbose_name_plural = _("deliveries")
         constraints = [
             models.UniqueConstraint(fields=["run", "subscription"], name="delivery_once_per_run"),
+            # Led by subscriber, so erasing a person finds their rows through it.
+            models.UniqueConstraint(
+                fields=["subscriber", "run"], condition=Q(subscriber__isnull=False), name="delivery_once_per_person"
+            ),
         ]
         indexes = [
             models.Index(fields=["run", "status"]),

@@ -57,7 +57,7 @@ def check_send_schedule(*, now: datetime) -> Tick:
         return Tick(today, "no send")
     if now < start:
         return Tick(today, "not yet")
-    if SendRun.objects.filter(day=today).exists():
+    if SendRun.objects.filter(kind=SendRun.Kind.DAILY, day=today).exists():
         return Tick(today, "running")
     if now < start + timedelta(minutes=settings.MISSED_SEND_GRACE_MINUTES):
         runs.start_daily_send(day=today)

@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString
 
 from mailer.markdown import render_markdown
 from mailer.models import (
+    Announcement,
     CategorySettings,
     Delivery,
     ErasedAddress,
@@ -254,7 +255,7 @@ def upcoming_send_starts(*, after: date, count: int, horizon_days: int = 366) ->
 def missed_day_waiting(*, today: date) -> MissedDay | None:
     """Today's missed send day, if its run has still not started (the dashboard's banner)."""
     missed = MissedDay.objects.filter(day=today, started_at__isnull=True).first()
-    if missed is None or SendRun.objects.filter(day=today).exists():
+    if missed is None or SendRun.objects.filter(kind=SendRun.Kind.DAILY, day=today).exists():
         return None
     return missed
 
@@ -272,6 +273,29 @@ def due_subscriptions(*, day: date, cutoff):
         subscriber__status=Subscriber.Status.ACTIVE,
         subscriber__frequency__in=frequencies,
     )
+
+
+def announcement_audience(*, announcement: Announcement, cutoff: datetime | None = None):
+    """The active subscriptions of an announcement's audience, active since before `cutoff`.
+
+    Several of them may be one person's (two categories): the send mails each
+    person once (mailer.sending.announcements), and audience_size counts people.
+    """
+    subscriptions = Subscription.objects.filter(is_active=True, subscriber__status=Subscriber.Status.ACTIVE)
+    if cutoff is not None:
+        subscriptions = subscriptions.filter(activated_at__lte=cutoff)
+    if announcement.category:
+        subscriptions = subscriptions.filter(category=announcement.category)
+    if announcement.frequency:
+        subscriptions = subscriptions.filter(subscriber__frequency=announcement.frequency)
+    if announcement.language:
+        subscriptions = subscriptions.filter(subscriber__language=announcement.language)
+    return subscriptions
+
+
+def audience_size(*, announcement: Announcement) -> int:
+    """How many people an announcement would reach now (before the gate's suppressions and sandbox)."""
+    return announcement_audience(announcement=announcement).values("subscriber_id").distinct().count()
 
 
 def run_progress(*, run: SendRun) -> dict[str, int]:

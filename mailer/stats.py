@@ -205,7 +205,12 @@ def sends_by_outcome(*, days: int = 30, today: date | None = None) -> list[RunOu
     counts[f"feedback_{NO_FEEDBACK}"] = Count(
         "deliveries", filter=Q(deliveries__status=Delivery.Status.SENT, deliveries__feedback="")
     )
-    runs = SendRun.objects.filter(day__gte=dates[0], day__lte=dates[-1]).order_by("day").annotate(**counts)
+    runs = (
+        SendRun.objects.filter(day__gte=dates[0], day__lte=dates[-1])
+        .select_related("announcement")
+        .order_by("day", "id")
+        .annotate(**counts)
+    )
     return [
         RunOutcome(
             run=run,

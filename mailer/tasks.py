@@ -7,7 +7,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from mailer import alerts, retention, schedule
-from mailer.sending import batch, recovery, runs
+from mailer.sending import announcements, batch, recovery, runs
 
 
 def _backoff(task) -> int:
@@ -30,6 +30,21 @@ def start_daily_send(self, *, day: str | None = None) -> int | None:
     except Exception as exc:
         raise self.retry(exc=exc, kwargs={"day": send_day.isoformat()}, countdown=_backoff(self)) from exc
     return run.id if run else None
+
+
+@shared_task(bind=True, max_retries=8)
+def start_announcement(self, *, announcement_id: int) -> int:
+    """An announcement's start (the admin's "send now"); starting twice is harmless."""
+    try:
+        return announcements.start_announcement(announcement_id=announcement_id).id
+    except Exception as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self)) from exc
+
+
+@shared_task
+def start_due_announcements() -> list[int]:
+    """Beat's tick, every minute: scheduled announcements start at their time."""
+    return announcements.start_due_announcements(now=timezone.now())
 
 
 # No autoretry: a batch records every delivery's outcome itself, and a

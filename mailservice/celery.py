@@ -28,6 +28,11 @@ app.conf.beat_schedule = {
         "task": "mailer.tasks.check_send_schedule",
         "schedule": crontab(),
     },
+    # Scheduled announcements start at their time, each once (its run is unique).
+    "announcements": {
+        "task": "mailer.tasks.start_due_announcements",
+        "schedule": crontab(),
+    },
     # Deliveries whose worker died mid-batch are settled from its journal (the
     # one in flight is "fate unknown"); those of unknown fate are confirmed by
     # SES Send events or, past the grace period, sent again; stalled runs requeued.

@@ -14,7 +14,8 @@ from django.utils import timezone
 from mailer import pacing, selectors
 from mailer.gate import Gate, send_built_email
 from mailer.journal import Outcome, open_journal
-from mailer.models import Delivery, Question
+from mailer.models import Announcement, Delivery, Question
+from mailer.sending.announcements import build_announcement_email
 from mailer.sending.bulk_sql import bulk_set
 from mailer.sending.daily_email import build_daily_email
 from mailer.sending.reasons import QUOTA_REASON, UNKNOWN_REASON
@@ -57,6 +58,7 @@ class OutgoingMail:
     id: int
     run_id: int
     day: date
+    announcement_id: int | None  # what the row says to build: this announcement, else the daily mail
     question_ids: list[int]
     review_question_ids: list[int]
     attempts: int
@@ -86,6 +88,7 @@ _OUTGOING_FIELDS = (
     "id",
     "run_id",
     "run__day",
+    "run__announcement_id",
     "question_ids",
     "review_question_ids",
     "attempts",
@@ -134,6 +137,7 @@ class _Sending:
 
     gate: Gate
     questions: dict[int, Question]
+    announcements: dict[int, Announcement]
     connection: object
     rate: float
     reader_links: ReaderLinks
@@ -180,8 +184,9 @@ class Batch:
         questions = Question.objects.only("id", "category", "position", *_TEXT_FIELDS).in_bulk(
             {qid for mail in self.mails for qid in (*mail.question_ids, *mail.review_question_ids)}
         )
+        announcements = Announcement.objects.in_bulk({m.announcement_id for m in self.mails if m.announcement_id})
         try:
-            self._send_all(questions)
+            self._send_all(questions, announcements)
         except Exception:
             # Interrupted (the soft time limit, a lost connection): the row being
             # sent may have reached SES, so it is listed as unknown, never resent.
@@ -192,12 +197,13 @@ class Batch:
         finally:
             self._record()
 
-    def _send_all(self, questions: dict[int, Question]) -> None:
+    def _send_all(self, questions: dict[int, Question], announcements: dict[int, Announcement]) -> None:
         # One SES client per worker process, reused by every batch it runs; the
         # gate and the send rate (SES's, cached in Redis) are asked once per batch.
         sending = _Sending(
             gate=Gate.check(mail.email for mail in self.mails),
             questions=questions,
+            announcements=announcements,
             connection=reusable_connection(),
             rate=pacing.send_rate(),
             reader_links=ReaderLinks.routed(),
@@ -277,30 +283,24 @@ def _hold_back(mail: OutgoingMail, stop: SendOutcome) -> None:
 
 def _send_one(mail: OutgoingMail, sending: _Sending) -> SendOutcome | None:
     """Send one mail through the gate and set its outcome; returns QUOTA or PAUSED when the batch must stop."""
-    if not mail.subscription_active or mail.subscriber_status != Subscriber.Status.ACTIVE:
+    # An announcement is to the person: one of their subscriptions ending does not stop it.
+    subscribed = mail.announcement_id is not None or mail.subscription_active
+    if not subscribed or mail.subscriber_status != Subscriber.Status.ACTIVE:
         mail.status, mail.reason = Delivery.Status.SKIPPED, "unsubscribed before the send"
         return None
-    picked = [sending.questions[qid] for qid in mail.question_ids if qid in sending.questions]
-    if not picked:
-        mail.status, mail.reason = Delivery.Status.SKIPPED, "questions were deleted"
-        return None
+    if mail.announcement_id is not None:
+        kind, build, picked = "announcement", _announcement_builder(mail, sending), []
+    else:
+        picked = [sending.questions[qid] for qid in mail.question_ids if qid in sending.questions]
+        if not picked:
+            mail.status, mail.reason = Delivery.Status.SKIPPED, "questions were deleted"
+            return None
+        kind, build = "daily_question", _daily_builder(mail, sending, picked)
     try:
         result = send_built_email(
-            kind="daily_question",
+            kind=kind,
             to=mail.email,
-            build=lambda: build_daily_email(
-                subscriber_id=mail.subscriber_id,
-                email=mail.email,
-                language=mail.language,
-                category=mail.category,
-                day=mail.day,
-                questions=picked,
-                reviews=[sending.questions[qid] for qid in mail.review_question_ids if qid in sending.questions],
-                subscription_id=mail.subscription_id,
-                connection=sending.connection,
-                reader_links=sending.reader_links,
-                link_generation=mail.link_generation,
-            ),
+            build=build,
             priority=pacing.BULK,
             gate=sending.gate,
             rate=sending.rate,
@@ -321,8 +321,37 @@ def _send_one(mail: OutgoingMail, sending: _Sending) -> SendOutcome | None:
     mail.reason = ""
     mail.ses_message_id = result.message_id
     mail.sent_at = timezone.now()
-    mail.next_position = picked[-1].position + 1
+    if picked:  # an announcement moves no cursor
+        mail.next_position = picked[-1].position + 1
     return None
+
+
+def _daily_builder(mail: OutgoingMail, sending: _Sending, picked: list[Question]):
+    return lambda: build_daily_email(
+        subscriber_id=mail.subscriber_id,
+        email=mail.email,
+        language=mail.language,
+        category=mail.category,
+        day=mail.day,
+        questions=picked,
+        reviews=[sending.questions[qid] for qid in mail.review_question_ids if qid in sending.questions],
+        subscription_id=mail.subscription_id,
+        connection=sending.connection,
+        reader_links=sending.reader_links,
+        link_generation=mail.link_generation,
+    )
+
+
+def _announcement_builder(mail: OutgoingMail, sending: _Sending):
+    return lambda: build_announcement_email(
+        announcement=sending.announcements[mail.announcement_id],
+        subscriber_id=mail.subscriber_id,
+        email=mail.email,
+        language=mail.language,
+        connection=sending.connection,
+        reader_links=sending.reader_links,
+        link_generation=mail.link_generation,
+    )
 
 
 def _not_sent(mail: OutgoingMail, exc: SendFailed) -> SendOutcome | None:

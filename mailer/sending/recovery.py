@@ -175,7 +175,9 @@ def confirm_sent_deliveries(*, ids: list[int] | None = None) -> int:
             run_ids.add(run_id)
             record_delivered_reviews({delivery_id: subscription_id})
             picked = [positions[q] for q in question_ids if q in positions]
-            later = Delivery.objects.filter(subscription_id=subscription_id, run__day__gt=day).exists()
+            later = Delivery.objects.filter(
+                subscription_id=subscription_id, run__kind=SendRun.Kind.DAILY, run__day__gt=day
+            ).exists()
             if picked and not later:
                 bulk_set(
                     Subscription, {subscription_id: (picked[-1] + 1, accepted_at)}, ["next_position", "last_sent_at"]
@@ -209,13 +211,15 @@ def resend_unknown_deliveries() -> int:
         timezone.now() - timedelta(seconds=settings.SEND_EVENT_GRACE_SECONDS),
         datetime.fromtimestamp(last_event, UTC) - claim_lease(),
     )
-    later = Delivery.objects.filter(subscription_id=OuterRef("subscription_id"), run__day__gt=OuterRef("run__day"))
+    later = Delivery.objects.filter(
+        subscription_id=OuterRef("subscription_id"), run__kind=SendRun.Kind.DAILY, run__day__gt=OuterRef("run__day")
+    )
     unknown = Delivery.objects.filter(
         status=Delivery.Status.FAILED, reason__startswith=UNKNOWN_REASON, accepted_message_id=""
     )
     found = list(
         unknown.filter(run__in=_recent_runs(), claimed_at__lt=claimed_before)
-        .exclude(Exists(later))
+        .exclude(Q(run__kind=SendRun.Kind.DAILY) & Exists(later))
         .values_list("id", "run_id")
     )
     if not found:
@@ -253,7 +257,9 @@ def requeue_stalled_runs(*, quiet_for: timedelta | None = None, today: date | No
     # Today's run whose start failed (its deliveries were rolled back, it stays
     # created): start it again. Earlier days' are left to the admin.
     today = today or timezone.localdate()
-    for run in SendRun.objects.filter(status=SendRun.Status.CREATED, day=today, created_at__lt=since):
+    for run in SendRun.objects.filter(
+        kind=SendRun.Kind.DAILY, status=SendRun.Status.CREATED, day=today, created_at__lt=since
+    ):
         logger.warning("send run %s did not start: starting it again", run.day)
         try:
             start_daily_send(day=run.day)

@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from mailer import pacing, selectors
@@ -65,9 +65,11 @@ def start_daily_send(*, day: date) -> SendRun | None:
         return None
     try:
         with transaction.atomic():
-            run, _created = SendRun.objects.get_or_create(day=day, defaults={"cutoff": send_cutoff(day)})
+            run, _created = SendRun.objects.get_or_create(
+                kind=SendRun.Kind.DAILY, day=day, defaults={"cutoff": send_cutoff(day)}
+            )
     except IntegrityError:  # a concurrent trigger created it first
-        run = SendRun.objects.get(day=day)
+        run = SendRun.objects.get(kind=SendRun.Kind.DAILY, day=day)
 
     with transaction.atomic():
         # One trigger at a time past this line; the others wait, then find it sending.
@@ -76,19 +78,27 @@ def start_daily_send(*, day: date) -> SendRun | None:
             return run
         total = _create_deliveries(run)
         superseded_runs = _supersede_older_deliveries(run)
-        _cap_at_quota(run)
-        refresh_delivery_statistics()
-        run.status = SendRun.Status.SENDING
-        run.started_at = timezone.now()
-        run.total = total
-        run.save(update_fields=["status", "started_at", "total"])
-        transaction.on_commit(lambda: enqueue_pending_deliveries(run_id=run.id))
+        open_run(run, total=total)
     logger.info("send run %s: %d deliveries", run.day, total)
     # A run whose deliveries were all settled at creation (skipped) is done now,
     # and so may be the older runs this one took the unsent rows of.
     for run_id in [run.id, *superseded_runs]:
         finish_run_if_complete(run_id=run_id)
     return run
+
+
+def open_run(run: SendRun, *, total: int) -> None:
+    """Move a run (locked, its deliveries created) to sending: cap at the quota, queue its batches on commit.
+
+    Every kind of run (a day's questions, an announcement) opens here.
+    """
+    _cap_at_quota(run)
+    refresh_delivery_statistics()
+    run.status = SendRun.Status.SENDING
+    run.started_at = timezone.now()
+    run.total = total
+    run.save(update_fields=["status", "started_at", "total"])
+    transaction.on_commit(lambda: enqueue_pending_deliveries(run_id=run.id))
 
 
 def _create_deliveries(run: SendRun) -> int:
@@ -142,6 +152,7 @@ def _supersede_older_deliveries(run: SendRun) -> list[int]:
     newer row is the one sent. Returns the ids of the runs touched.
     """
     older = Delivery.objects.filter(
+        run__kind=SendRun.Kind.DAILY,
         run__day__lt=run.day,
         status__in=[Delivery.Status.PENDING, Delivery.Status.DEFERRED],
         subscription_id__in=Delivery.objects.filter(run=run).values("subscription_id"),
@@ -247,13 +258,15 @@ def retry_failed_deliveries(*, run: SendRun) -> int:
     run already has a row for is left out: that row carries the question
     this one did (the cursor had not moved), so a retry would mail it twice.
     """
-    later = Delivery.objects.filter(subscription_id=OuterRef("subscription_id"), run__day__gt=run.day)
+    later = Delivery.objects.filter(
+        subscription_id=OuterRef("subscription_id"), run__kind=SendRun.Kind.DAILY, run__day__gt=run.day
+    )
     with transaction.atomic():
         count = (
             Delivery.objects.filter(
                 run=run, status__in=[Delivery.Status.FAILED, Delivery.Status.DEFERRED], subscription__isnull=False
             )
-            .exclude(Exists(later))
+            .exclude(Q(run__kind=SendRun.Kind.DAILY) & Exists(later))
             .update(status=Delivery.Status.PENDING, reason="", claim="", attempts=0)
         )
         if count:

@@ -1,7 +1,7 @@
 """Every kind of mail DailyQ sends, made through the doors that send it.
 
 `every_mail(language=...)` subscribes, confirms, asks again, runs a Monday
-send for a daily and a weekly reader, reports the run, pauses sending and
+send for a daily and a weekly reader, sends them an announcement, reports the run, pauses sending and
 misses a send day,
 and returns the message each of those put in Django's test outbox, keyed by
 template name. Tests of the mails' text, spam score and looks all read the
@@ -18,15 +18,47 @@ from django.test import override_settings
 
 from mailer import alerts, questions, schedule
 from mailer.models import Delivery, Question, SendRun
-from mailer.sending import reasons, runs
+from mailer.sending import announcements, reasons, runs
 from subscriptions import services as subscriptions
 from subscriptions.models import Subscription
 from tests.factories import make_subscriber
 
 MONDAY = date(2026, 11, 30)
-KINDS = ("verification", "welcome", "manage_link", "daily", "weekly", "run_report", "sending_paused", "send_missed")
+KINDS = (
+    "verification", "welcome", "manage_link", "daily", "weekly", "announcement", "run_report", "sending_paused",
+    "send_missed",
+)  # fmt: skip
 ADMIN = "ops@example.org"
 RUN_DURATION = timedelta(minutes=2, seconds=5, microseconds=123456)
+
+
+# What an operator would announce, in each language.
+ANNOUNCEMENT = {
+    "ko": {
+        "subject": "12월 소식: 데이터베이스 질문과 복습 기능",
+        "body_md": (
+            "안녕하세요, DailyQ입니다.\n\n"
+            "이번 달에는 **데이터베이스** 질문 30개가 추가되었고, 헷갈렸던 질문을 며칠 뒤 다시 보내 드리는 "
+            "복습 기능이 생겼습니다.\n\n"
+            "- 답을 먼저 적어 본 뒤 모범 답안과 비교할 수 있습니다.\n"
+            "- 질문마다 알았다, 애매했다, 몰랐다로 표시하면 복습 일정이 정해집니다.\n\n"
+            "지난 질문은 [질문 보관함](https://dailyq.example/archive/backend/)에서 찾아볼 수 있습니다.\n\n"
+            "늘 읽어 주셔서 고맙습니다."
+        ),
+    },
+    "en": {
+        "subject": "December news: database questions and reviews",
+        "body_md": (
+            "Hello from DailyQ.\n\n"
+            "This month brings 30 new **database** questions, and reviews: a question you found hard "
+            "comes back a few days later.\n\n"
+            "- Write your own answer first, then compare it with the model answer.\n"
+            "- Mark each question as known, partly known or not known, and the reviews follow from that.\n\n"
+            "Earlier questions are in the [archive](https://dailyq.example/archive/backend/).\n\n"
+            "Thank you for reading."
+        ),
+    },
+}
 
 
 def every_mail(*, language: str, settings) -> dict[str, EmailMessage]:
@@ -58,6 +90,11 @@ def every_mail(*, language: str, settings) -> dict[str, EmailMessage]:
     by_recipient = {message.to[0]: message for message in mail.outbox}
     found["daily"] = by_recipient["daily@example.org"]
     found["weekly"] = by_recipient["weekly@example.org"]
+    mail.outbox.clear()
+
+    notice = announcements.create_announcement(**ANNOUNCEMENT[language])
+    announcements.start_announcement(announcement_id=notice.id)
+    found["announcement"] = next(m for m in mail.outbox if m.to == ["daily@example.org"])
     mail.outbox.clear()
 
     # A report with something to say: a failure and a delivery whose fate is unknown.
@@ -93,7 +130,7 @@ def digest_questions() -> list[tuple[str, int]]:
     from mailer.selectors import question_text
 
     delivery = Delivery.objects.select_related("subscription__subscriber").get(
-        subscription__subscriber__email="weekly@example.org"
+        subscription__subscriber__email="weekly@example.org", run__kind=SendRun.Kind.DAILY
     )
     found = Question.objects.in_bulk(delivery.question_ids)
     language = delivery.subscription.subscriber.language

@@ -60,7 +60,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {key}: {count}")
         for category in plan.without_questions:
             self.stdout.write(f"  ! {category} has no published questions: its deliveries would be skipped")
-        if SendRun.objects.filter(day=plan.day).exists():
+        if SendRun.objects.filter(kind=SendRun.Kind.DAILY, day=plan.day).exists():
             self.stdout.write("  (this day already has a run: starting it again sends nothing twice)")
         self._say_if_paused("a run started now would wait until an admin resumes sending (admin > Sending state)")
 
