@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 DAY = date(2026, 12, 1)
 NOW = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)  # 09:30 in Seoul, after the morning's run
 ADMIN = "ops@example.org"
+TIMES = "\N{MULTIPLICATION SIGN}"  # as the report writes it: "3 <TIMES> reason"
 
 
 @pytest.fixture(autouse=True)
@@ -64,15 +65,18 @@ def test_the_subject_counts_every_outcome_and_the_body_lists_each_reason_with_it
     body = report.body
     failed = body.split("Failed, by reason:")[1].split("\n\n")[0]
     assert sorted(failed.strip().splitlines()) == [  # equal counts: in the database's order of the reasons
-        "- 1 × MessageRejected: Email address is not verified.",
-        f"- 1 × {reasons.UNKNOWN_REASON}ReadTimeoutError",
+        f"- 1 {TIMES} MessageRejected: Email address is not verified.",
+        f"- 1 {TIMES} {reasons.UNKNOWN_REASON}ReadTimeoutError",
     ]
     deferred = body.split("Deferred, by reason:")[1].split("\n\n")[0]
-    assert deferred.strip().splitlines() == [f"- 2 × {reasons.QUOTA_REASON}"]
+    assert deferred.strip().splitlines() == [f"- 2 {TIMES} {reasons.QUOTA_REASON}"]
     skipped = body.split("Skipped, by reason:")[1].split("\n\n")[0]
-    assert skipped.strip().splitlines() == ["- 2 × address suppressed", "- 1 × unsubscribed before the send"]
+    assert skipped.strip().splitlines() == [
+        f"- 2 {TIMES} address suppressed",
+        f"- 1 {TIMES} unsubscribed before the send",
+    ]
     [(html, _mimetype)] = report.alternatives
-    assert "2 × address suppressed" in html and f"2 × {reasons.QUOTA_REASON}" in html
+    assert f"2 {TIMES} address suppressed" in html and f"2 {TIMES} {reasons.QUOTA_REASON}" in html
 
 
 def test_a_run_without_unknowns_says_so_in_a_shorter_subject():
@@ -89,7 +93,7 @@ def test_reasons_past_the_listed_ones_are_summed_in_one_line(settings):
     alerts.send_run_report(run_id=run.id, now=NOW)
     failed = mail.outbox[0].body.split("Failed, by reason:")[1].split("\n\n")[0].strip().splitlines()
     assert len(failed) == alerts.REPORT_REASONS + 1
-    assert failed[-1] == "- 3 × 3 other reasons"
+    assert failed[-1] == f"- 3 {TIMES} 3 other reasons"
 
 
 def asked_at(moment: datetime, subscriber: Subscriber) -> None:
