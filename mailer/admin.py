@@ -32,6 +32,7 @@ from mailer.models import (
     Suppression,
 )
 from mailer.sending import announcements, daily_email, runs
+from mailer.sending.reasons import QUOTA_REASON
 from subscriptions.addresses import address_hash
 from subscriptions.forms import clean_email_field
 from subscriptions.models import Subscriber, Subscription
@@ -309,6 +310,10 @@ class SendRunAdmin(admin.ModelAdmin):
     def retry_failed(self, request, queryset):
         retried = sum(runs.retry_failed_deliveries(run=run) for run in queryset)
         self.message_user(request, _("%(n)d failed deliveries queued again.") % {"n": retried})
+        held = Delivery.objects.filter(run__in=queryset, status=Delivery.Status.DEFERRED, reason=QUOTA_REASON).count()
+        if held:
+            message = _("%(n)d deliveries stay deferred: SES's 24-hour quota is used up.") % {"n": held}
+            self.message_user(request, message, messages.WARNING)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)

@@ -1,17 +1,19 @@
-"""Mails to the admins: a finished run's report and the pause alert."""
+"""Mails to the admins: a finished run's report (with the operator's summary) and the pause alert."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
-from mailer import selectors
+from mailer import selectors, stats
 from mailer.emails import absolute_url
 from mailer.gate import send_email
 from mailer.models import Delivery, SendRun
 from mailer.sending.reasons import UNKNOWN_REASON
+from subscriptions.models import Category, Frequency
 
 
 class AdminMailFailed(Exception):
@@ -34,36 +36,115 @@ def mail_admins(template: str, context: dict, to: list[str]) -> int:
     return sent
 
 
-def send_run_report(*, run_id: int, to: list[str] | None = None) -> int:
-    """Mail ADMINS a short report of a finished run, once; returns how many were mailed.
+def send_run_report(*, run_id: int, to: list[str] | None = None, now: datetime | None = None) -> int:
+    """Mail ADMINS a report of a finished run, once, with the operator's summary; returns how many were mailed.
 
     `to` is for a retry: the admins a first try did not reach (AdminMailFailed).
+    The summary covers the time since the report before this one (a day
+    before `now` for the first), so no day is counted twice or missed.
     """
+    now = now or timezone.now()
     if to is None:
         if not settings.ADMINS:
             return 0
-        if not SendRun.objects.filter(id=run_id, report_sent_at__isnull=True).update(report_sent_at=timezone.now()):
+        if not SendRun.objects.filter(id=run_id, report_sent_at__isnull=True).update(report_sent_at=now):
             return 0  # reported before
         to = [address for _name, address in settings.ADMINS]
     try:
-        run = SendRun.objects.get(id=run_id)
-        context = {
-            "run": run,
-            "progress": selectors.run_progress(run=run),
-            "unknown": run.deliveries.filter(status=Delivery.Status.FAILED, reason__startswith=UNKNOWN_REASON).count(),
-            "failures": list(
-                run.deliveries.filter(status=Delivery.Status.FAILED)
-                .values_list("reason")
-                .annotate(n=Count("id"))
-                .order_by("-n")[:5]
-            ),
-            "admin_url": absolute_url(reverse("admin:mailer_sendrun_change", args=[run.id])),
-            # To the second: microseconds are noise in a report.
-            "duration": timedelta(seconds=round(run.duration.total_seconds())) if run.duration is not None else "",
-        }
+        context = _run_report_context(SendRun.objects.get(id=run_id))
     except Exception as exc:  # claimed but not written: a retry must still send it
         raise AdminMailFailed(to) from exc
     return mail_admins("run_report", context, to)
+
+
+# How many distinct reasons of one outcome a report lists; the rest are summed up in one line.
+REPORT_REASONS = 8
+
+
+def _run_report_context(run: SendRun) -> dict:
+    progress = selectors.run_progress(run=run)
+    unknown = run.deliveries.filter(status=Delivery.Status.FAILED, reason__startswith=UNKNOWN_REASON).count()
+    # Every outcome once, so that the numbers add up to the run's deliveries.
+    counts = {
+        "sent": progress[Delivery.Status.SENT],
+        "failed": progress[Delivery.Status.FAILED] - unknown,
+        "unknown": unknown,
+        "deferred": progress[Delivery.Status.DEFERRED],
+        "skipped": progress[Delivery.Status.SKIPPED],
+        "unsettled": progress[Delivery.Status.PENDING] + progress[Delivery.Status.SENDING],
+    }
+    reported_at = run.report_sent_at or timezone.now()
+    previous = (
+        SendRun.objects.filter(report_sent_at__lt=reported_at).exclude(id=run.id).order_by("-report_sent_at").first()
+    )
+    return {
+        "run": run,
+        "counts": counts,
+        "reasons": [_reasons(run, status, label) for status, label in REASON_SECTIONS if progress[status]],
+        **_summary_context(
+            stats.operator_summary(
+                since=previous.report_sent_at if previous else reported_at - timedelta(days=1), until=reported_at
+            )
+        ),
+        "admin_url": absolute_url(reverse("admin:mailer_sendrun_change", args=[run.id])),
+        # To the second: microseconds are noise in a report.
+        "duration": timedelta(seconds=round(run.duration.total_seconds())) if run.duration is not None else "",
+    }
+
+
+REASON_SECTIONS = [
+    (Delivery.Status.FAILED, gettext_lazy("Failed, by reason")),
+    (Delivery.Status.DEFERRED, gettext_lazy("Deferred, by reason")),
+    (Delivery.Status.SKIPPED, gettext_lazy("Skipped, by reason")),
+]
+
+
+def _reasons(run: SendRun, status: str, label) -> dict:
+    """The run's deliveries of `status` by reason, the most common first; past REPORT_REASONS, summed up."""
+    rows = list(
+        run.deliveries.filter(status=status).values_list("reason").annotate(n=Count("id")).order_by("-n", "reason")
+    )
+    rest = rows[REPORT_REASONS:]
+    return {
+        "label": label,
+        "rows": [(reason or "—", n) for reason, n in rows[:REPORT_REASONS]],
+        "other_kinds": len(rest),
+        "other_count": sum(n for _reason, n in rest),
+    }
+
+
+FREQUENCY_SHORT = {Frequency.DAILY: gettext_lazy("daily"), Frequency.WEEKLY: gettext_lazy("weekly")}
+RATE_STATES = {
+    "ok": gettext_lazy("below SES's review threshold"),
+    "review": gettext_lazy("SES reviews the account at this rate"),
+    "at_risk": gettext_lazy("SES may pause sending at this rate"),
+}
+
+
+def _summary_context(summary: stats.OperatorSummary) -> dict:
+    categories = dict(Category.choices)
+    return {
+        "summary": summary,
+        "summary_rows": [
+            (categories.get(category, category), FREQUENCY_SHORT.get(frequency, frequency), row)
+            for (category, frequency), row in summary.rows.items()
+        ],
+        "summary_rates": [
+            {
+                "label": label,
+                "count": rate.count,
+                "percent": 100 * rate.rate,
+                "review": 100 * rate.review,
+                "at_risk": 100 * rate.at_risk,
+                "state": rate.state,
+                "state_label": RATE_STATES[rate.state],
+            }
+            for label, rate in (
+                (gettext_lazy("Bounces"), summary.bounces),
+                (gettext_lazy("Complaints"), summary.complaints),
+            )
+        ],
+    }
 
 
 def send_pause_alert(*, reason: str, to: list[str] | None = None) -> int:

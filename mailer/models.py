@@ -434,3 +434,28 @@ class MissedDay(models.Model):
 
     def __str__(self):
         return f"{self.day:%Y-%m-%d}"
+
+
+class BankWrapNotice(models.Model):
+    """ADMINS were told that readers of a category will come to the end of its
+    questions and start again from the first: once per category and bank end
+    (the last published position), so a bank that grows gets a new notice."""
+
+    category = models.CharField(_("category"), max_length=16, choices=Category)
+    last_position = models.PositiveIntegerField(_("last question position"))
+    questions = models.PositiveIntegerField(_("published questions"))
+    wraps_on = models.DateField(_("first reader starts again on"))
+    readers = models.PositiveIntegerField(_("readers starting again within the notice"))
+    noticed_at = models.DateTimeField(_("noticed"))
+    alerted_at = models.DateTimeField(_("admins told"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("end-of-bank notice")
+        verbose_name_plural = _("end-of-bank notices")
+        ordering = ["-noticed_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["category", "last_position"], name="bank_wrap_notice_once_per_end")
+        ]
+
+    def __str__(self):
+        return f"{self.get_category_display()} #{self.last_position} → #1 ({self.wraps_on:%Y-%m-%d})"

@@ -13,18 +13,26 @@ from datetime import date, datetime, time, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from mailer import selectors, ses
-from mailer.models import Delivery, Question, SendingState, SendRun
-from subscriptions.models import Answer, Category, Frequency, Subscriber, Subscription, UnsubscribeReason
+from mailer.models import Delivery, Question, SendingState, SendRun, Suppression
+from subscriptions.models import (
+    Answer,
+    Category,
+    Frequency,
+    Subscriber,
+    Subscription,
+    UnsubscribeReason,
+    Verification,
+)
 
 logger = logging.getLogger(__name__)
 
 # The rates at which SES puts an account under review (it may pause sending
-# at 10% bounces / 0.5% complaints). settings.REPUTATION_MAX_* are DailyQ's
+# at 10% bounces / 0.5% complaints: SES_AT_RISK_*, below). settings.REPUTATION_MAX_* are DailyQ's
 # own guard, which pauses the daily send; by default at these same rates.
 SES_REVIEW_BOUNCE_RATE = 0.05
 SES_REVIEW_COMPLAINT_RATE = 0.001
@@ -455,4 +463,119 @@ def unsubscribe_reason_details(*, days: int = 30, limit: int = 20, today: date |
         .exclude(detail="")
         .order_by("-created_at")
         .values_list("detail", flat=True)[:limit]
+    )
+
+
+# --- The operator's summary (with each run report) ---------------------------------------
+
+# SES may pause an account's sending at these rates (it reviews it at SES_REVIEW_*).
+SES_AT_RISK_BOUNCE_RATE = 0.10
+SES_AT_RISK_COMPLAINT_RATE = 0.005
+SUMMARY_RATE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class PeopleCounts:
+    """People (addresses, not subscriptions) in one category and frequency, or in all of them."""
+
+    new: int = 0  # asked to subscribe (a verification mail was requested)
+    confirmed: int = 0  # confirmed, so their subscription started
+    unsubscribed: int = 0  # left the category (and are still out of it)
+    active: int = 0  # will be mailed on the next send day: active and not suppressed
+
+
+@dataclass(frozen=True)
+class SesRate:
+    """A rate among the mails sent in the summary's last SUMMARY_RATE_DAYS days, against SES's thresholds."""
+
+    count: int
+    sample: int
+    review: float
+    at_risk: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.sample if self.sample else 0.0
+
+    @property
+    def state(self) -> str:
+        """ok, review (SES reviews the account at this rate) or at_risk (SES may pause sending)."""
+        if self.rate >= self.at_risk:
+            return "at_risk"
+        if self.rate >= self.review:
+            return "review"
+        return "ok"
+
+
+@dataclass(frozen=True)
+class OperatorSummary:
+    since: datetime
+    until: datetime
+    rows: dict[tuple[str, str], PeopleCounts]  # (category, frequency), every pair listed
+    total: PeopleCounts  # each person once, whatever their categories
+    rate_days: int
+    bounces: SesRate
+    complaints: SesRate
+
+
+def _people(pairs) -> tuple[dict[tuple[str, str], int], int]:
+    """Distinct subscribers per (category, frequency), and in all, from (subscriber_id, category, frequency) rows."""
+    by_pair: dict[tuple[str, str], set[int]] = defaultdict(set)
+    everyone: set[int] = set()
+    for subscriber_id, category, frequency in pairs:
+        by_pair[(category, frequency)].add(subscriber_id)
+        everyone.add(subscriber_id)
+    return {pair: len(ids) for pair, ids in by_pair.items()}, len(everyone)
+
+
+def _asked(since: datetime, until: datetime):
+    """(subscriber, category, frequency) for every category a sign-up request in the window asked for."""
+    rows = Verification.objects.filter(created_at__gte=since, created_at__lt=until).values_list(
+        "subscriber_id", "categories", "frequency"
+    )
+    for subscriber_id, categories, frequency in rows.iterator():
+        for category in categories or []:
+            yield subscriber_id, category, frequency
+
+
+def operator_summary(*, since: datetime, until: datetime) -> OperatorSummary:
+    """People per category and frequency between `since` and `until`, and the
+    bounce and complaint rates of the SUMMARY_RATE_DAYS days before `until`."""
+    fields = ("subscriber_id", "category", "subscriber__frequency")
+    subscriptions = Subscription.objects.order_by()
+    confirmed = subscriptions.filter(activated_at__gte=since, activated_at__lt=until)
+    unsubscribed = subscriptions.filter(deactivated_at__gte=since, deactivated_at__lt=until, is_active=False)
+    suppressed = Exists(Suppression.objects.filter(email=OuterRef("subscriber__email"), lifted_at__isnull=True))
+    active = subscriptions.filter(
+        is_active=True, activated_at__lt=until, subscriber__status=Subscriber.Status.ACTIVE
+    ).exclude(suppressed)
+    counted = {
+        "new": _people(_asked(since, until)),
+        "confirmed": _people(confirmed.values_list(*fields).iterator()),
+        "unsubscribed": _people(unsubscribed.values_list(*fields).iterator()),
+        "active": _people(active.values_list(*fields).iterator()),
+    }
+    pairs = [(c, f) for c in Category.values for f in Frequency.values]
+    pairs += sorted({pair for by_pair, _all in counted.values() for pair in by_pair} - set(pairs))
+    rows = {
+        pair: PeopleCounts(**{name: by_pair.get(pair, 0) for name, (by_pair, _all) in counted.items()})
+        for pair in pairs
+    }
+    total = PeopleCounts(**{name: everyone for name, (_by_pair, everyone) in counted.items()})
+
+    sent = Delivery.objects.filter(
+        status=Delivery.Status.SENT, sent_at__gte=until - timedelta(days=SUMMARY_RATE_DAYS), sent_at__lt=until
+    ).aggregate(
+        sample=Count("id"),
+        bounces=Count("id", filter=Q(feedback=Delivery.Feedback.BOUNCED)),
+        complaints=Count("id", filter=Q(feedback=Delivery.Feedback.COMPLAINED)),
+    )
+    return OperatorSummary(
+        since=since,
+        until=until,
+        rows=rows,
+        total=total,
+        rate_days=SUMMARY_RATE_DAYS,
+        bounces=SesRate(sent["bounces"], sent["sample"], SES_REVIEW_BOUNCE_RATE, SES_AT_RISK_BOUNCE_RATE),
+        complaints=SesRate(sent["complaints"], sent["sample"], SES_REVIEW_COMPLAINT_RATE, SES_AT_RISK_COMPLAINT_RATE),
     )

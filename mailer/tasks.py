@@ -6,7 +6,7 @@ from datetime import date
 from celery import shared_task
 from django.utils import timezone
 
-from mailer import alerts, retention, schedule
+from mailer import alerts, bank_wraps, retention, schedule
 from mailer.sending import announcements, batch, recovery, runs
 
 
@@ -94,3 +94,17 @@ def send_missed_day_alert(self, *, day: str, to: list[str] | None = None) -> int
 @shared_task
 def purge_expired() -> dict:
     return asdict(retention.purge_expired())
+
+
+@shared_task
+def check_bank_wraps() -> list[int]:
+    """Beat's daily check after the send: tell ADMINS ahead of readers starting a category again."""
+    return [notice.id for notice in bank_wraps.check_bank_wraps(today=timezone.localdate())]
+
+
+@shared_task(bind=True, max_retries=5)
+def send_bank_wrap_notice(self, *, notice_id: int, to: list[str] | None = None) -> int:
+    try:
+        return bank_wraps.send_bank_wrap_notice(notice_id=notice_id, to=to)
+    except alerts.AdminMailFailed as exc:
+        raise self.retry(exc=exc, kwargs={"notice_id": notice_id, "to": exc.unsent}, countdown=_backoff(self)) from exc

@@ -46,6 +46,12 @@ app.conf.beat_schedule = {
         "task": "mailer.tasks.purge_expired",
         "schedule": crontab(hour=4, minute=30),
     },
+    # Readers about to start a category again from its first question: ADMINS
+    # are told once, ahead of time (mailer/bank_wraps.py), after the morning's send.
+    "bank-wraps": {
+        "task": "mailer.tasks.check_bank_wraps",
+        "schedule": crontab(hour=12, minute=0),
+    },
     "heartbeat": {
         "task": "mailservice.tasks.record_heartbeat",
         "schedule": crontab(minute="*/5"),

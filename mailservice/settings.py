@@ -406,6 +406,9 @@ DAILY_SEND_MINUTE = env_int("DAILY_SEND_MINUTE", 0)
 # A send day whose run has not started this many minutes after its send time
 # is missed: ADMINS are told once, and the admin shows it with a button.
 MISSED_SEND_GRACE_MINUTES = env_int("MISSED_SEND_GRACE_MINUTES", 30)
+# ADMINS are told once when a category's readers will start again from its
+# first question within this many send days (mailer/bank_wraps.py).
+BANK_WRAP_NOTICE_SEND_DAYS = env_int("BANK_WRAP_NOTICE_SEND_DAYS", 5)
 # What a missed day does by itself: "send" starts it late, as soon as it is
 # noticed; "skip" leaves it to an admin's "send today's questions now".
 LATE_SEND_POLICY = env_str("LATE_SEND_POLICY", "send")

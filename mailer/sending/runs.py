@@ -257,6 +257,8 @@ def retry_failed_deliveries(*, run: SendRun) -> int:
     failed ones; the admin decides, knowing that. A subscription that a later
     run already has a row for is left out: that row carries the question
     this one did (the cursor had not moved), so a retry would mail it twice.
+    Like a run's start, a retry is capped at what is left of SES's 24-hour
+    quota: the rest stays deferred, with its reason. Returns how many go out again.
     """
     later = Delivery.objects.filter(
         subscription_id=OuterRef("subscription_id"), run__kind=SendRun.Kind.DAILY, run__day__gt=run.day
@@ -269,6 +271,7 @@ def retry_failed_deliveries(*, run: SendRun) -> int:
             .exclude(Q(run__kind=SendRun.Kind.DAILY) & Exists(later))
             .update(status=Delivery.Status.PENDING, reason="", claim="", attempts=0)
         )
+        count = max(0, count - _cap_at_quota(run))
         if count:
             SendRun.objects.filter(id=run.id).update(status=SendRun.Status.SENDING, finished_at=None)
             transaction.on_commit(lambda: enqueue_pending_deliveries(run_id=run.id))

@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 WITH_BUTTONS = (
     "verification", "welcome", "manage_link", "daily", "weekly", "run_report", "sending_paused", "send_missed",
+    "bank_wrap",
 )  # fmt: skip
 # How far two colours may differ and still be one colour (per channel,
 # out of 255): anti-aliasing aside, a drawn area is one exact colour.
@@ -71,6 +72,7 @@ def test_buttons_stay_one_colour_in_a_dark_colour_scheme(make_page, eager_tasks,
         buttons = page.locator("a.button")
         assert buttons.count() >= 1, kind
         button = buttons.first
+        button.scroll_into_view_if_needed()  # a long mail (the run report) has it below the first screen
         with_label = distinct(colours_of(page, button))
         # The fill alone: the label drawn in no colour, everything else as it was.
         button.evaluate("(el) => el.style.setProperty('color', 'transparent', 'important')")

@@ -1,8 +1,8 @@
 """Every kind of mail DailyQ sends, made through the doors that send it.
 
 `every_mail(language=...)` subscribes, confirms, asks again, runs a Monday
-send for a daily and a weekly reader, sends them an announcement, reports the run, pauses sending and
-misses a send day,
+send for a daily and a weekly reader, sends them an announcement, reports the run, pauses
+sending, misses a send day, tells of readers coming to the end of a bank,
 and returns the message each of those put in Django's test outbox, keyed by
 template name. Tests of the mails' text, spam score and looks all read the
 same real messages. The caller provides a transactional database, eager
@@ -16,7 +16,7 @@ from django.core import mail
 from django.core.mail import EmailMessage
 from django.test import override_settings
 
-from mailer import alerts, questions, schedule
+from mailer import alerts, bank_wraps, questions, schedule
 from mailer.models import Delivery, Question, SendRun
 from mailer.sending import announcements, reasons, runs
 from subscriptions import services as subscriptions
@@ -26,7 +26,7 @@ from tests.factories import make_subscriber
 MONDAY = date(2026, 11, 30)
 KINDS = (
     "verification", "welcome", "manage_link", "daily", "weekly", "announcement", "run_report", "sending_paused",
-    "send_missed",
+    "send_missed", "bank_wrap",
 )  # fmt: skip
 ADMIN = "ops@example.org"
 RUN_DURATION = timedelta(minutes=2, seconds=5, microseconds=123456)
@@ -122,6 +122,12 @@ def every_mail(*, language: str, settings) -> dict[str, EmailMessage]:
     with override_settings(LATE_SEND_POLICY="skip"):
         schedule.check_send_schedule(now=nine)
     found["send_missed"] = _only_mail()
+
+    # The daily reader is four questions from the end of the starter bank on a Monday.
+    last = Question.objects.filter(category="backend").order_by("-position").first().position
+    Subscription.objects.filter(subscriber__email="daily@example.org").update(next_position=last - 3)
+    bank_wraps.check_bank_wraps(today=MONDAY)
+    found["bank_wrap"] = _only_mail()
     return found
 
 

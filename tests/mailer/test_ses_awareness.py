@@ -16,7 +16,8 @@ from django.urls import reverse
 from bench.fake_ses import FakeSES
 from mailer import pacing, ses
 from mailer.models import Delivery, SendingState, SendRun
-from mailer.sending.runs import resume_sending, start_daily_send
+from mailer.sending.reasons import QUOTA_REASON
+from mailer.sending.runs import resume_sending, retry_failed_deliveries, start_daily_send
 from subscriptions.models import Subscriber, Subscription
 from tests.conftest import BASE_DIR
 from tests.factories import make_questions, make_subscriber
@@ -138,6 +139,28 @@ def test_run_is_capped_at_the_remaining_quota(fake_ses, eager_tasks):
     assert len(fake_ses.accepted) == 3 and fake_ses.calls == 3  # nothing pushed into SES to fail
     run.refresh_from_db()
     assert run.status == SendRun.Status.DONE
+
+
+def test_retrying_deferred_deliveries_is_capped_at_the_remaining_quota(fake_ses, eager_tasks):
+    fake_ses.max_24_hour_send = 2
+    make_questions("backend", 1)
+    for n in range(5):
+        make_subscriber(f"r{n}@example.org")
+    run = start_daily_send(day=TUESDAY)
+    assert sorted(Delivery.objects.values_list("status", flat=True)) == ["deferred"] * 3 + ["sent"] * 2
+
+    fake_ses.max_24_hour_send = 3  # one more mail allowed in the 24 hours
+    assert retry_failed_deliveries(run=run) == 1
+
+    statuses = sorted(Delivery.objects.values_list("status", "reason"))
+    assert statuses == [("deferred", QUOTA_REASON)] * 2 + [("sent", "")] * 3
+    assert len(fake_ses.accepted) == 3 and fake_ses.calls == 3  # nothing pushed into SES past the quota
+    run.refresh_from_db()
+    assert run.status == SendRun.Status.DONE
+
+    assert retry_failed_deliveries(run=run) == 0  # no quota left: all stay deferred, with their reason
+    assert Delivery.objects.filter(status="deferred", reason=QUOTA_REASON).count() == 2
+    assert len(fake_ses.accepted) == 3
 
 
 def test_an_unlimited_quota_caps_nothing(fake_ses, eager_tasks):
