@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.browser.conftest import PHONE
-from tests.mailer.mail_samples import digest_questions, every_mail
+from tests.mailer.mail_samples import answer_links, digest_questions, every_mail
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -92,10 +92,12 @@ def test_the_weekly_digest_is_a_compact_list_on_a_phone(make_page, eager_tasks, 
 
     questions = digest_questions()
     assert len(questions) == settings.WEEKLY_DIGEST_SIZE
-    for title, url in questions:
+    for title, question_id in questions:
         link = page.get_by_role("link", name=title, exact=True)
         assert link.count() == 1, title
-        assert link.get_attribute("href") == url
+        # Each title opens the reader's own answer page for that question.
+        [(_subscription, opened)] = answer_links(link.get_attribute("href")).values()
+        assert opened == question_id, title
     assert page.locator("a.button").count() <= 1
     height = page.evaluate("document.body.getBoundingClientRect().height")
     # Five titles, the hint, one button and the footer: about one phone screen.
