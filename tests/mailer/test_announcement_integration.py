@@ -4,6 +4,7 @@ Celery worker processes on Redis and PostgreSQL, `manage.py announce` and
 each mail arrived. Each reader gets each mail once, and the two runs together
 stay within the one SES rate the shared limiter paces."""
 
+import math
 import subprocess
 import time
 from collections import Counter
@@ -12,6 +13,7 @@ import pytest
 
 from bench.fake_ses import FakeSES
 from bench.harness import python_command
+from mailer import pacing
 from mailer.models import Delivery, SendRun
 from subscriptions.models import Subscriber, Subscription
 from tests.conftest import BASE_DIR
@@ -101,10 +103,9 @@ def test_announcement_to_2000_beside_a_daily_send_mails_each_once_within_the_sha
     last_notice = max(m["arrived"] for m in accepted if SUBJECT in m["subject"])
     assert first_daily < last_notice
 
-    # The shared rate held: no one-second window above SES's max send rate. The limiter
-    # spaces the sends' starts; a request held up on its way (a busy machine) can land a
-    # few milliseconds late next to one on time, so one arrival over is jitter, while two
-    # runs pacing apart would each take the whole rate (about twice RATE).
+    # The shared rate held: no one-second window above SES's max send rate, give or take what
+    # the limiter allows by design: a block booked up to BINDING_SPAN ahead, and one request
+    # held up on its way by a busy machine. Two runs pacing apart would take about twice RATE.
     arrivals = sorted(m["arrived"] for m in accepted)
     busiest = max(sum(1 for later in arrivals[i : i + RATE * 2] if later < t + 1.0) for i, t in enumerate(arrivals))
-    assert busiest <= RATE + 1, busiest
+    assert busiest <= RATE + math.ceil(pacing.BINDING_SPAN * RATE) + 1, busiest
