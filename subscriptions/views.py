@@ -186,7 +186,12 @@ def manage(request, token):
     due_only = request.GET.get("due") == "1"
     today = timezone.localdate()
     received = [
-        (item, links.answer_path(item.subscription_id, item.question.id, generation=subscriber.link_generation))
+        (
+            item,
+            links.answer_path(item.subscription_id, item.question.id, generation=subscriber.link_generation),
+            # In the reader's language, as their mails show it.
+            question_text(item.question, subscriber.language),
+        )
         for item in selectors.reader_questions(subscriber=subscriber, today=today, due_only=due_only)
     ]
     return render(

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from mailer.models import Delivery, SendRun
+from mailer.models import Delivery, Question, SendRun
 from subscriptions import links, tokens
 from subscriptions.models import ANSWER_MAX_LENGTH, Answer, Subscription
 from subscriptions.services import rotate_reader_links
@@ -207,3 +207,15 @@ def test_my_questions_lists_answers_ratings_and_due_filter(client, reader):
     assert first.title in due_only
     assert second.title not in due_only
     assert re.search(r"my-questions", due_only)
+
+
+def test_my_questions_shows_an_english_reader_the_english_title(client):
+    subscriber = make_subscriber("english-reader@example.org", language="en")
+    subscription = Subscription.objects.get(subscriber=subscriber)
+    translated, korean_only = make_questions("backend", 2)
+    Question.objects.filter(id=translated.id).update(title_en="What is MVCC?", answer_md_en="Versions of rows.")
+    sent_delivery(subscription, [translated.id, korean_only.id])
+    html = client.get(links.manage_path(subscriber.id)).content.decode()
+    assert f'<a href="{path_for(subscription, translated)}" lang="en">What is MVCC?</a>' in html
+    # No English text: the Korean title, marked as Korean.
+    assert f'<a href="{path_for(subscription, korean_only)}" lang="ko">{korean_only.title}</a>' in html
