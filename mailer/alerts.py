@@ -1,9 +1,10 @@
 """Mails to the admins: a finished run's report (with the operator's summary) and the pause alert."""
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
@@ -36,6 +37,24 @@ def mail_admins(template: str, context: dict, to: list[str]) -> int:
     return sent
 
 
+def mail_admins_once(
+    template: str, *, unclaimed: QuerySet, field: str, context: Callable[[], dict], to: list[str] | None, now=None
+) -> int:
+    """Mail ADMINS about one event, once: the first call claims it by setting `field` on the row of
+    `unclaimed` (which must not have it yet); `to` is for a retry, the admins a first try did not reach."""
+    if to is None:
+        if not settings.ADMINS:
+            return 0
+        if not unclaimed.update(**{field: now or timezone.now()}):
+            return 0  # told before
+        to = [address for _name, address in settings.ADMINS]
+    try:
+        built = context()
+    except Exception as exc:  # claimed but not written: a retry must still send it
+        raise AdminMailFailed(to) from exc
+    return mail_admins(template, built, to)
+
+
 def send_run_report(*, run_id: int, to: list[str] | None = None, now: datetime | None = None) -> int:
     """Mail ADMINS a report of a finished run, once, with the operator's summary; returns how many were mailed.
 
@@ -44,17 +63,14 @@ def send_run_report(*, run_id: int, to: list[str] | None = None, now: datetime |
     before `now` for the first), so no day is counted twice or missed.
     """
     now = now or timezone.now()
-    if to is None:
-        if not settings.ADMINS:
-            return 0
-        if not SendRun.objects.filter(id=run_id, report_sent_at__isnull=True).update(report_sent_at=now):
-            return 0  # reported before
-        to = [address for _name, address in settings.ADMINS]
-    try:
-        context = _run_report_context(SendRun.objects.get(id=run_id))
-    except Exception as exc:  # claimed but not written: a retry must still send it
-        raise AdminMailFailed(to) from exc
-    return mail_admins("run_report", context, to)
+    return mail_admins_once(
+        "run_report",
+        unclaimed=SendRun.objects.filter(id=run_id, report_sent_at__isnull=True),
+        field="report_sent_at",
+        context=lambda: _run_report_context(SendRun.objects.get(id=run_id)),
+        to=to,
+        now=now,
+    )
 
 
 # How many distinct reasons of one outcome a report lists; the rest are summed up in one line.

@@ -100,20 +100,19 @@ def check_bank_wraps(*, today: date, now: datetime | None = None) -> list[BankWr
 
 def send_bank_wrap_notice(*, notice_id: int, to: list[str] | None = None) -> int:
     """Mail ADMINS (or `to`, on a retry) one notice, once."""
-    if to is None:
-        if not settings.ADMINS:
-            return 0
-        if not BankWrapNotice.objects.filter(id=notice_id, alerted_at__isnull=True).update(alerted_at=timezone.now()):
-            return 0  # told before
-        to = [address for _name, address in settings.ADMINS]
-    try:
-        notice = BankWrapNotice.objects.get(id=notice_id)
-        context = {
-            "notice": notice,
-            "category": notice.get_category_display(),
-            "send_days": settings.BANK_WRAP_NOTICE_SEND_DAYS,
-            "admin_url": absolute_url(reverse("admin:mailer_question_changelist") + f"?category={notice.category}"),
-        }
-    except Exception as exc:  # claimed but not written: a retry must still send it
-        raise alerts.AdminMailFailed(to) from exc
-    return alerts.mail_admins("bank_wrap", context, to)
+    return alerts.mail_admins_once(
+        "bank_wrap",
+        unclaimed=BankWrapNotice.objects.filter(id=notice_id, alerted_at__isnull=True),
+        field="alerted_at",
+        context=lambda: _notice_context(BankWrapNotice.objects.get(id=notice_id)),
+        to=to,
+    )
+
+
+def _notice_context(notice: BankWrapNotice) -> dict:
+    return {
+        "notice": notice,
+        "category": notice.get_category_display(),
+        "send_days": settings.BANK_WRAP_NOTICE_SEND_DAYS,
+        "admin_url": absolute_url(reverse("admin:mailer_question_changelist") + f"?category={notice.category}"),
+    }

@@ -100,21 +100,20 @@ def send_missed_day(*, day: date, now: datetime) -> SendRun:
 
 def send_missed_day_alert(*, day: date, to: list[str] | None = None) -> int:
     """Tell ADMINS (or `to`, on a retry) that `day`'s send did not start in time, once."""
-    if to is None:
-        if not settings.ADMINS:
-            return 0
-        if not MissedDay.objects.filter(day=day, alerted_at__isnull=True).update(alerted_at=timezone.now()):
-            return 0  # told before
-        to = [address for _name, address in settings.ADMINS]
-    try:
-        missed = MissedDay.objects.get(day=day)
-        context = {
-            "day": missed.day,
-            "scheduled_at": timezone.localtime(missed.scheduled_at),
-            "detected_at": timezone.localtime(missed.detected_at),
-            "send_late": settings.LATE_SEND_POLICY == "send",
-            "admin_url": absolute_url(reverse("admin:mailer_missedday_changelist")),
-        }
-    except Exception as exc:  # claimed but not written: a retry must still send it
-        raise alerts.AdminMailFailed(to) from exc
-    return alerts.mail_admins("send_missed", context, to)
+    return alerts.mail_admins_once(
+        "send_missed",
+        unclaimed=MissedDay.objects.filter(day=day, alerted_at__isnull=True),
+        field="alerted_at",
+        context=lambda: _missed_day_context(MissedDay.objects.get(day=day)),
+        to=to,
+    )
+
+
+def _missed_day_context(missed: MissedDay) -> dict:
+    return {
+        "day": missed.day,
+        "scheduled_at": timezone.localtime(missed.scheduled_at),
+        "detected_at": timezone.localtime(missed.detected_at),
+        "send_late": settings.LATE_SEND_POLICY == "send",
+        "admin_url": absolute_url(reverse("admin:mailer_missedday_changelist")),
+    }
