@@ -20,7 +20,6 @@ from mailer.emails import MAIL_HTML_POLICY
 from mailer.markdown import render_markdown
 from mailer.models import (
     Announcement,
-    CategorySettings,
     Delivery,
     MissedDay,
     Question,
@@ -33,9 +32,10 @@ from mailer.models import (
 )
 from mailer.sending import announcements, daily_email, runs
 from mailer.sending.reasons import QUOTA_REASON
+from subscriptions import tracks
 from subscriptions.addresses import address_hash
 from subscriptions.forms import clean_email_field
-from subscriptions.models import Subscriber, Subscription
+from subscriptions.models import Subscriber, Subscription, Track
 
 
 class SuppressionForm(forms.ModelForm):
@@ -88,6 +88,24 @@ class SuppressionAdmin(admin.ModelAdmin):
         self.message_user(request, _("%(n)d suppressions lifted.") % {"n": lifted})
 
 
+class TrackFilter(admin.SimpleListFilter):
+    """Rows by track, named as the operator named them; retired tracks listed too."""
+
+    title = _("category")
+    parameter_name = "category"
+    field = "category"
+
+    def lookups(self, request, model_admin):
+        return tracks.choices(retired=True)
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
+
+
+class DeliveryTrackFilter(TrackFilter):
+    field = "subscription__category"
+
+
 class QuestionForm(forms.ModelForm):
     move_to = forms.IntegerField(
         label=_("position"),
@@ -107,6 +125,8 @@ class QuestionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Retired tracks too: their archive is still kept and edited.
+        self.fields["category"] = forms.ChoiceField(label=_("category"), choices=tracks.choices(retired=True))
         if self.instance.pk:
             self.fields["move_to"].initial = self.instance.position
         self.fields["source_key"].required = False
@@ -124,7 +144,7 @@ class QuestionAdmin(admin.ModelAdmin):
     form = QuestionForm
     list_display = ("position", "any_title", "title_en", "category", "is_published", "figures", "updated_at")
     list_display_links = ("any_title",)
-    list_filter = ("category", "is_published")
+    list_filter = (TrackFilter, "is_published")
     search_fields = ("title", "title_en", "source_key")
     ordering = ("category", "position")
     readonly_fields = ("preview", "figures")
@@ -211,31 +231,45 @@ class QuestionAdmin(admin.ModelAdmin):
         )
 
 
-class CategorySettingsForm(forms.ModelForm):
+class TrackForm(forms.ModelForm):
     class Meta:
-        model = CategorySettings
-        fields = ["category", "start_position"]
+        model = Track
+        fields = ["slug", "name_ko", "name_en", "position", "is_active", "start_position"]
 
     def clean(self):
         cleaned = super().clean()
-        category = cleaned.get("category") or self.instance.category
+        slug = cleaned.get("slug") or self.instance.slug
         position = cleaned.get("start_position")
-        if category and position is not None:
+        if slug and position is not None:
             try:
-                questions.validate_start_position(category=category, position=position)
+                questions.validate_start_position(category=slug, position=position)
             except forms.ValidationError as error:
                 self.add_error("start_position", error)
         return cleaned
 
 
-@admin.register(CategorySettings)
-class CategorySettingsAdmin(admin.ModelAdmin):
-    form = CategorySettingsForm
-    list_display = ("category", "start_position")
-    list_editable = ("start_position",)
+@admin.register(Track)
+class TrackAdmin(admin.ModelAdmin):
+    """Tracks readers choose from. A track is retired (unticked), never deleted: rows name it."""
+
+    form = TrackForm
+    list_display = ("name_ko", "name_en", "slug", "position", "is_active", "start_position", "published")
+    list_display_links = ("name_ko", "name_en")
+    list_editable = ("position", "is_active", "start_position")
 
     def get_changelist_form(self, request, **kwargs):
-        return super().get_changelist_form(request, form=CategorySettingsForm, **kwargs)
+        return super().get_changelist_form(request, form=TrackForm, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Subscriptions, questions and links name a track by its slug.
+        return ("slug",) if obj is not None else ()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("published questions"))
+    def published(self, track):
+        return Question.objects.filter(category=track.slug, is_published=True).count()
 
 
 class TestSendForm(forms.Form):
@@ -429,7 +463,7 @@ class EventSubscriberFilter(SubscriberFilter):
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     list_display = ("run", "subscriber_email", "category", "status", "feedback", "reason", "ses_message_id", "sent_at")
-    list_filter = ("status", "feedback", DeliverySubscriberFilter, "run__kind", "run", "subscription__category")
+    list_filter = ("status", "feedback", DeliverySubscriberFilter, "run__kind", "run", DeliveryTrackFilter)
     search_fields = ("subscription__subscriber__email", "ses_message_id")
     list_select_related = ("run", "subscription__subscriber")
     show_full_result_count = False
@@ -442,7 +476,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     def category(self, delivery):
         if delivery.subscriber_id:  # an announcement's row: to the person, not a category
             return _("Announcement")
-        return delivery.subscription.get_category_display() if delivery.subscription else "—"
+        return tracks.label(delivery.subscription.category) if delivery.subscription else "—"
 
     def has_add_permission(self, request):
         return False
@@ -697,8 +731,25 @@ class SendAnnouncementForm(forms.Form):
     )
 
 
+class AnnouncementForm(forms.ModelForm):
+    class Meta:
+        model = Announcement
+        fields = ["subject", "body_md", "category", "frequency", "language"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "category" in self.fields:
+            self.fields["category"] = forms.ChoiceField(
+                label=_("category"),
+                choices=[("", _("every category")), *tracks.choices()],
+                required=False,
+                help_text=_("Empty: every category."),
+            )
+
+
 @admin.register(Announcement)
 class AnnouncementAdmin(admin.ModelAdmin):
+    form = AnnouncementForm
     list_display = ("subject", "audience", "state", "scheduled_at", "created_at")
     fields = ("subject", "body_md", "category", "frequency", "language", "state", "audience", "actions_links")
     readonly_fields = ("state", "audience", "actions_links")
@@ -847,7 +898,7 @@ class AnnouncementAdmin(admin.ModelAdmin):
 
 def audience_label(announcement: Announcement) -> str:
     parts = [
-        announcement.get_category_display() if announcement.category else _("every category"),
+        tracks.label(announcement.category) if announcement.category else _("every category"),
         announcement.get_frequency_display() if announcement.frequency else _("daily and weekly"),
         announcement.get_language_display() if announcement.language else _("every language"),
     ]

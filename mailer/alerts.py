@@ -14,7 +14,8 @@ from mailer.emails import absolute_url
 from mailer.gate import send_email
 from mailer.models import Delivery, SendRun
 from mailer.sending.reasons import UNKNOWN_REASON
-from subscriptions.models import Category, Frequency
+from subscriptions import tracks
+from subscriptions.models import Frequency
 
 
 class AdminMailFailed(Exception):
@@ -138,7 +139,7 @@ RATE_STATES = {
 
 
 def _summary_context(summary: stats.OperatorSummary) -> dict:
-    categories = dict(Category.choices)
+    categories = tracks.labels()
     return {
         "summary": summary,
         "summary_rows": [

@@ -22,7 +22,8 @@ from mailer.emails import plain_text
 from mailer.markdown import render_markdown
 from mailer.models import Question
 from mailer.selectors import question_text
-from subscriptions.models import Category, Subscriber, Subscription
+from subscriptions import tracks
+from subscriptions.models import Subscriber, Subscription
 
 # Bounds a query's cost: the longest query and the most words matched.
 SEARCH_MAX_LENGTH = 100
@@ -131,7 +132,7 @@ class SampleQuestion:
 
     @property
     def category_label(self) -> str:
-        return Category(self.category).label
+        return tracks.label(self.category)
 
 
 def sample_question(*, day: date, language: str = "ko") -> SampleQuestion | None:

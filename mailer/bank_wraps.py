@@ -20,6 +20,7 @@ from django.utils import timezone
 from mailer import alerts, selectors
 from mailer.emails import absolute_url
 from mailer.models import BankWrapNotice
+from subscriptions import tracks
 from subscriptions.models import Frequency, Subscriber, Subscription
 
 
@@ -43,7 +44,8 @@ def upcoming_wraps(*, today: date) -> list[Wrap]:
                 break
     digest_days = [day for day in send_days if calendar.is_digest_day(day)]
     readers = (
-        Subscription.objects.filter(is_active=True, subscriber__status=Subscriber.Status.ACTIVE)
+        Subscription.objects.mailed()
+        .filter(subscriber__status=Subscriber.Status.ACTIVE)
         .values_list("category", "next_position", "subscriber__frequency")
         .annotate(n=Count("id"))
         .order_by()
@@ -112,7 +114,7 @@ def send_bank_wrap_notice(*, notice_id: int, to: list[str] | None = None) -> int
 def _notice_context(notice: BankWrapNotice) -> dict:
     return {
         "notice": notice,
-        "category": notice.get_category_display(),
+        "category": tracks.label(notice.category),
         "send_days": settings.BANK_WRAP_NOTICE_SEND_DAYS,
         "admin_url": absolute_url(reverse("admin:mailer_question_changelist") + f"?category={notice.category}"),
     }

@@ -15,7 +15,8 @@ from django.views.decorators.cache import never_cache
 
 from mailer import charts, selectors, stats
 from mailer.models import Delivery
-from subscriptions.models import Category, Frequency
+from subscriptions import tracks
+from subscriptions.models import Frequency
 
 DAY_CHOICES = (7, 30, 90)
 DEFAULT_DAYS = 30
@@ -76,7 +77,7 @@ def _short(day) -> str:
 
 
 def _series_label(category: str, frequency: str) -> str:
-    category_label = dict(Category.choices).get(category, category)
+    category_label = tracks.label(category)
     frequency_label = {Frequency.DAILY: _("daily"), Frequency.WEEKLY: _("weekly")}.get(frequency, frequency)
     return f"{category_label} · {frequency_label}"
 

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from mailer import archive
 from mailer.emails import absolute_url
-from subscriptions.models import Category
+from subscriptions import tracks
 
 
 class PlainSummaryAtomFeed(Atom1Feed):
@@ -28,12 +28,12 @@ class CategoryFeed(Feed):
     feed_type = PlainSummaryAtomFeed
 
     def get_object(self, request, category):
-        if category not in Category.values:
+        if tracks.get(category) is None:
             raise Http404("No such category.")
         return category
 
     def title(self, category):
-        return _("DailyQ: %(category)s questions") % {"category": Category(category).label}
+        return _("DailyQ: %(category)s questions") % {"category": tracks.label(category)}
 
     def subtitle(self, category):
         return _("Interview questions as DailyQ mails them, newest first; the answers are on the site.")

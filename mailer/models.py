@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from mailer.markdown import validate_markdown_size
 from subscriptions.addresses import address_hash
-from subscriptions.models import Category, Frequency
+from subscriptions.models import Frequency, validate_offered_track, validate_track
 
 
 class Suppression(models.Model):
@@ -78,7 +78,7 @@ class ErasedAddress(models.Model):
 class Question(models.Model):
     """One interview question and its answer, at a position in its category's sequence."""
 
-    category = models.CharField(_("category"), max_length=16, choices=Category)
+    category = models.CharField(_("category"), max_length=16, validators=[validate_track])  # a Track's slug
     position = models.PositiveIntegerField(_("position"))
     # The Korean text and the English one; a question has one or both (the
     # constraints below), and mailer.selectors.question_text picks one for a reader.
@@ -132,21 +132,7 @@ class Question(models.Model):
         ]
 
     def __str__(self):
-        return f"[{self.get_category_display()} #{self.position}] {self.title or self.title_en}"
-
-
-class CategorySettings(models.Model):
-    """Per-category settings: where a new subscription starts in the sequence."""
-
-    category = models.CharField(_("category"), max_length=16, choices=Category, unique=True)
-    start_position = models.PositiveIntegerField(_("start position"), default=1)
-
-    class Meta:
-        verbose_name = _("category settings")
-        verbose_name_plural = _("category settings")
-
-    def __str__(self):
-        return self.get_category_display()
+        return f"[{self.category} #{self.position}] {self.title or self.title_en}"
 
 
 class Announcement(models.Model):
@@ -162,7 +148,11 @@ class Announcement(models.Model):
         _("body (Markdown)"), validators=[validate_markdown_size], help_text=_("Rendered and sanitised as answers are.")
     )
     category = models.CharField(
-        _("category"), max_length=16, choices=Category, blank=True, help_text=_("Empty: every category.")
+        _("category"),
+        max_length=16,
+        blank=True,
+        validators=[validate_offered_track],
+        help_text=_("Empty: every category."),
     )
     frequency = models.CharField(
         _("frequency"), max_length=16, choices=Frequency, blank=True, help_text=_("Empty: daily and weekly readers.")
@@ -441,7 +431,7 @@ class BankWrapNotice(models.Model):
     questions and start again from the first: once per category and bank end
     (the last published position), so a bank that grows gets a new notice."""
 
-    category = models.CharField(_("category"), max_length=16, choices=Category)
+    category = models.CharField(_("category"), max_length=16)  # a Track's slug
     last_position = models.PositiveIntegerField(_("last question position"))
     questions = models.PositiveIntegerField(_("published questions"))
     wraps_on = models.DateField(_("first reader starts again on"))
@@ -458,4 +448,4 @@ class BankWrapNotice(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_category_display()} #{self.last_position} → #1 ({self.wraps_on:%Y-%m-%d})"
+        return f"{self.category} #{self.last_position} → #1 ({self.wraps_on:%Y-%m-%d})"

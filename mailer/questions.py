@@ -17,10 +17,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mailer.markdown import list_markdown_changes
-from mailer.models import CategorySettings, Question
+from mailer.models import Question
 from mailer.question_files import FileProblem, read_question_folder
 from mailer.selectors import TEXT_LANGUAGES, text_fields
-from subscriptions.models import Category, Subscription
+from subscriptions import tracks
+from subscriptions.models import Subscription, Track
 
 STARTER_QUESTIONS_DIR = Path(__file__).resolve().parent / "starter_questions"
 
@@ -146,8 +147,7 @@ def import_questions(
 
 def _checked_credit(*, category: str, language: str, license: str, license_url: str, attribution: str) -> dict:
     """The import's credit fields, after refusing an unknown category or language and a bad credit."""
-    if category not in Category.values:
-        raise ValueError(f"Unknown category {category!r}: use {' or '.join(Category.values)}")
+    tracks.require(category)
     if language not in TEXT_LANGUAGES:
         raise ValueError(f"Unknown language {language!r}: use {' or '.join(TEXT_LANGUAGES)}")
     license, license_url = describe_license(license=license, license_url=license_url)
@@ -191,8 +191,9 @@ def load_starter_questions() -> dict[str, QuestionImportReport]:
 
 def _starter_folders() -> list[tuple[str, str, str]]:
     """(folder, category, language) of the bundled bank: Korean in <category>/, English in en/<category>/."""
-    folders = [(category, category, "ko") for category in Category.values]
-    folders += [(f"en/{category}", category, "en") for category in Category.values]
+    slugs = [track.slug for track in tracks.all_tracks()]
+    folders = [(category, category, "ko") for category in slugs]
+    folders += [(f"en/{category}", category, "en") for category in slugs]
     return [entry for entry in folders if (STARTER_QUESTIONS_DIR / entry[0]).is_dir()]
 
 
@@ -222,7 +223,7 @@ def validate_start_position(*, category: str, position: int) -> None:
     Raises ValidationError naming the limit.
     """
     last = Question.objects.filter(category=category).aggregate(last=Max("position"))["last"]
-    name = Category(category).label if category in Category.values else category
+    name = tracks.label(category)
     if last is None and position != 1:
         raise ValidationError(
             _("%(category)s has no questions yet, so its start position can only be 1."),
@@ -306,11 +307,11 @@ def _keep_readers_places(category: str, before: list[Question], after: list[Ques
 def _lock_sequence(category: str) -> None:
     """Hold `category`'s sequence until the transaction ends: one writer of its positions at a time.
 
-    The lock is the category's settings row, which exists even while the
+    The lock is the category's Track row, which exists even while the
     category has no question to lock.
     """
-    CategorySettings.objects.get_or_create(category=category)
-    CategorySettings.objects.select_for_update().get(category=category)
+    if not list(Track.objects.select_for_update().filter(slug=category).values_list("id", flat=True)):
+        tracks.require(category)  # raises, naming the tracks there are
 
 
 def _end_of_sequence(category: str) -> int:

@@ -1,5 +1,6 @@
 import bisect
 import functools
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -14,7 +15,6 @@ from django.utils.safestring import SafeString
 from mailer.markdown import render_markdown
 from mailer.models import (
     Announcement,
-    CategorySettings,
     Delivery,
     ErasedAddress,
     MissedDay,
@@ -26,7 +26,7 @@ from mailer.models import (
     Suppression,
 )
 from subscriptions.addresses import address_hash, canonical_email
-from subscriptions.models import Category, Frequency, Subscriber, Subscription
+from subscriptions.models import Frequency, Subscriber, Subscription, Track
 
 
 def is_suppressed(*, email: str) -> bool:
@@ -79,8 +79,8 @@ def address_key(email: str) -> str:
 
 
 def start_position(*, category: str) -> int:
-    settings_row = CategorySettings.objects.filter(category=category).first()
-    return settings_row.start_position if settings_row else 1
+    track = Track.objects.filter(slug=category).first()
+    return track.start_position if track else 1
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Sequence:
 
 
 def question_sequences() -> dict[str, Sequence]:
-    sequences = {category: Sequence([], []) for category in Category.values}
+    sequences = defaultdict(lambda: Sequence([], []))
     rows = Question.objects.filter(is_published=True).order_by("category", "position")
     for category, position, question_id in rows.values_list("category", "position", "id"):
         sequences[category].positions.append(position)
@@ -267,8 +267,7 @@ def due_subscriptions(*, day: date, cutoff):
     frequencies = [Frequency.DAILY] + ([Frequency.WEEKLY] if calendar.is_digest_day(day) else [])
     if calendar.send_start(day) is None:
         frequencies = []
-    return Subscription.objects.filter(
-        is_active=True,
+    return Subscription.objects.mailed().filter(
         activated_at__lte=cutoff,
         subscriber__status=Subscriber.Status.ACTIVE,
         subscriber__frequency__in=frequencies,
@@ -281,7 +280,7 @@ def announcement_audience(*, announcement: Announcement, cutoff: datetime | None
     Several of them may be one person's (two categories): the send mails each
     person once (mailer.sending.announcements), and audience_size counts people.
     """
-    subscriptions = Subscription.objects.filter(is_active=True, subscriber__status=Subscriber.Status.ACTIVE)
+    subscriptions = Subscription.objects.mailed().filter(subscriber__status=Subscriber.Status.ACTIVE)
     if cutoff is not None:
         subscriptions = subscriptions.filter(activated_at__lte=cutoff)
     if announcement.category:

@@ -10,7 +10,7 @@ from django.contrib import sitemaps
 from django.urls import reverse
 
 from mailer.models import Question
-from subscriptions.models import Category
+from subscriptions import tracks
 
 
 class SiteUrlSitemap(sitemaps.Sitemap):
@@ -33,7 +33,7 @@ class ArchivesSitemap(SiteUrlSitemap):
     changefreq = "weekly"
 
     def items(self):
-        return Category.values
+        return [track.slug for track in tracks.all_tracks()]
 
     def location(self, item):
         return reverse("mailer:archive", args=[item])

@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from mailer import selectors, ses
 from mailer.models import Delivery, Question, SendingState, SendRun, Suppression
+from subscriptions import tracks
 from subscriptions.models import (
     Answer,
-    Category,
     Frequency,
     Subscriber,
     Subscription,
@@ -30,6 +30,12 @@ from subscriptions.models import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _track_slugs() -> list[str]:
+    # Retired tracks too: their readers' history still counts.
+    return [track.slug for track in tracks.all_tracks()]
+
 
 # The rates at which SES puts an account under review (it may pause sending
 # at 10% bounces / 0.5% complaints: SES_AT_RISK_*, below). settings.REPUTATION_MAX_* are DailyQ's
@@ -121,7 +127,7 @@ def active_subscriptions_by_day(*, days: int = 30, today: date | None = None) ->
         for category, frequency, day, n in rows:
             change[(category, frequency, day)] += sign * n
 
-    keys = [(c, f) for c in Category.values for f in Frequency.values]
+    keys = [(c, f) for c in _track_slugs() for f in Frequency.values]
     seen = set(opening) | {(c, f) for c, f, _day in change}
     keys += sorted(seen - set(keys))  # values no longer among the choices still count
     counts = {}
@@ -546,16 +552,19 @@ def operator_summary(*, since: datetime, until: datetime) -> OperatorSummary:
     confirmed = subscriptions.filter(activated_at__gte=since, activated_at__lt=until)
     unsubscribed = subscriptions.filter(deactivated_at__gte=since, deactivated_at__lt=until, is_active=False)
     suppressed = Exists(Suppression.objects.filter(email=OuterRef("subscriber__email"), lifted_at__isnull=True))
-    active = subscriptions.filter(
-        is_active=True, activated_at__lt=until, subscriber__status=Subscriber.Status.ACTIVE
-    ).exclude(suppressed)
+    # Those tomorrow's send mails: a retired track's readers are not.
+    active = (
+        subscriptions.mailed()
+        .filter(activated_at__lt=until, subscriber__status=Subscriber.Status.ACTIVE)
+        .exclude(suppressed)
+    )
     counted = {
         "new": _people(_asked(since, until)),
         "confirmed": _people(confirmed.values_list(*fields).iterator()),
         "unsubscribed": _people(unsubscribed.values_list(*fields).iterator()),
         "active": _people(active.values_list(*fields).iterator()),
     }
-    pairs = [(c, f) for c in Category.values for f in Frequency.values]
+    pairs = [(c, f) for c in _track_slugs() for f in Frequency.values]
     pairs += sorted({pair for by_pair, _all in counted.values() for pair in by_pair} - set(pairs))
     rows = {
         pair: PeopleCounts(**{name: by_pair.get(pair, 0) for name, (by_pair, _all) in counted.items()})

@@ -10,7 +10,7 @@ from mailer.emails import absolute_url
 from mailer.forms import SearchForm
 from mailer.models import Question
 from mailer.selectors import question_text
-from subscriptions.models import Category
+from subscriptions import tracks
 
 ARCHIVE_PAGE_SIZE = 20
 
@@ -28,7 +28,7 @@ def question(request, pk):
         {
             "question": item,
             "text": question_text(item, language),
-            "category_label": Category(item.category).label,
+            "category_label": tracks.label(item.category),
             "summary": archive_reads.question_summary(item, language=language),
             "share_url": absolute_url(reverse("mailer:question", args=[item.pk])),
             "previous": previous and question_text(previous, language),
@@ -41,7 +41,7 @@ def question(request, pk):
 
 @require_safe
 def archive(request, category):
-    if category not in Category.values:
+    if tracks.get(category) is None:
         raise Http404("No such category.")
     form = SearchForm(request.GET)
     # A query too long is refused with its reason, and stays in the box to be shortened.
@@ -59,12 +59,12 @@ def archive(request, category):
         "mailer/archive.html",
         {
             "category": category,
-            "category_label": Category(category).label,
+            "category_label": tracks.label(category),
             "page": page,
             "titles": titles,
             # The other language that titles without this page's language are shown in, if any.
             "fell_back_to": next((text.language for _pk, text in titles if text.fell_back), None),
-            "categories": Category.choices,
+            "categories": tracks.choices(retired=True),
             "form": form,
             "query": query,
         },

@@ -15,9 +15,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from mailer.suppressions import suppress_address
-from subscriptions import erasure, importing, selectors, services
+from subscriptions import erasure, importing, selectors, services, tracks
 from subscriptions.forms import clean_email_field
-from subscriptions.models import Category, SetAsideAddress, Subscriber, Subscription, Verification
+from subscriptions.models import SetAsideAddress, Subscriber, Subscription, Verification
 from subscriptions.selectors import MailState
 
 IMPORT_SESSION_KEY = "subscriptions.admin.import_csv"
@@ -33,6 +33,11 @@ class SubscriptionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "category" in self.fields:
+            # A new subscription is to an offered track; a kept one may be to a retired track.
+            self.fields["category"] = forms.ChoiceField(
+                label=_("category"), choices=tracks.choices(retired=self.instance.pk is not None)
+            )
         if self.instance.pk is None and "next_position" in self.fields:
             field = self.fields["next_position"]
             field.disabled = True
@@ -67,7 +72,7 @@ class ActiveCategoryFilter(admin.SimpleListFilter):
     parameter_name = "category"
 
     def lookups(self, request, model_admin):
-        return Category.choices
+        return tracks.choices()
 
     def queryset(self, request, queryset):
         if not self.value():
@@ -80,7 +85,7 @@ class ImportForm(forms.Form):
         label=_("CSV file"),
         help_text=_(
             "UTF-8, first row naming the columns: email (required), categories "
-            "(backend, frontend, or both separated by ';'), frequency (daily or weekly), language (ko or en)."
+            "(the slugs of offered tracks, separated by ';'), frequency (daily or weekly), language (ko or en)."
         ),
     )
 
@@ -200,7 +205,7 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("categories"))
     def categories(self, subscriber):
-        return ", ".join(s.get_category_display() for s in subscriber.subscriptions.all() if s.is_active) or "—"
+        return ", ".join(tracks.label(s.category) for s in subscriber.subscriptions.all() if s.is_active) or "—"
 
     @admin.display(description=_("last mail"), ordering="last_mail_at")
     def last_mail(self, subscriber):

@@ -2,8 +2,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from subscriptions import tracks
 from subscriptions.addresses import canonical_email
-from subscriptions.models import Category, Frequency
+from subscriptions.models import Frequency
 
 
 class EmailInput(forms.EmailInput):
@@ -27,9 +28,9 @@ class SubscribeForm(forms.Form):
     email = forms.CharField(label=_("Email"), widget=EmailInput(), max_length=1000)
     categories = forms.MultipleChoiceField(
         label=_("Categories"),
-        choices=Category.choices,
+        choices=tracks.choices,  # called each time the form is shown: the tracks offered now
         widget=forms.CheckboxSelectMultiple,
-        initial=[Category.BACKEND],
+        initial=lambda: tracks.offered_slugs()[:1],
         error_messages={"required": _("Choose at least one category.")},
     )
     frequency = forms.ChoiceField(
@@ -73,7 +74,7 @@ class CodeForm(forms.Form):
 class PreferencesForm(forms.Form):
     categories = forms.MultipleChoiceField(
         label=_("Categories"),
-        choices=Category.choices,
+        choices=tracks.choices,
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": _("Choose at least one category, or unsubscribe below.")},
     )

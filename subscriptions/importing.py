@@ -18,8 +18,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mailer.gate import Gate
+from subscriptions import tracks
 from subscriptions.addresses import canonical_email
-from subscriptions.models import Category, Frequency, Subscriber, Verification
+from subscriptions.models import Frequency, Subscriber, Verification
 from subscriptions.services import activate_subscription, open_verification
 
 CSV_MAX_ROWS = 10_000
@@ -120,7 +121,7 @@ def plan_subscriber_import(text: str) -> ImportPlan:
     """Read a CSV of subscribers and sort its rows into new, duplicate and invalid.
 
     Columns (header row required): email, and optionally categories
-    ("backend", "frontend" or both separated by ; or space), frequency
+    (slugs of offered tracks, separated by ; or space), frequency
     (daily/weekly) and language (ko/en). Writes nothing.
     """
     plan = ImportPlan()
@@ -179,11 +180,17 @@ def _read_row(number: int, record: dict[str, str]) -> ImportRow:
             _("Unknown status: %(status)s (active, pending or unsubscribed)") % {"status": record["status"]}
         )
     categories = tuple(sorted(set(_split(record.get("categories", "")))))
-    unknown = [category for category in categories if category not in Category.values]
+    offered = tracks.offered_slugs()
+    unknown = [category for category in categories if category not in offered]
     if unknown:
-        raise ValidationError(_("Unknown category: %(category)s") % {"category": ", ".join(unknown)})
+        raise ValidationError(
+            _("Unknown or retired category: %(category)s (offered: %(offered)s)")
+            % {"category": ", ".join(unknown), "offered": ", ".join(offered)}
+        )
     if not categories and status != Subscriber.Status.UNSUBSCRIBED:
-        raise ValidationError(_("No categories: name backend, frontend or both (separated by ;)."))
+        raise ValidationError(
+            _("No categories: name one or more of %(offered)s (separated by ;).") % {"offered": ", ".join(offered)}
+        )
     frequency = record.get("frequency") or Frequency.DAILY
     if frequency not in Frequency.values:
         raise ValidationError(_("Unknown frequency: %(frequency)s (daily or weekly)") % {"frequency": frequency})

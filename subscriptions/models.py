@@ -1,13 +1,49 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 
-class Category(models.TextChoices):
-    BACKEND = "backend", _("Backend")
-    FRONTEND = "frontend", _("Frontend")
+class Track(models.Model):
+    """A category of questions readers subscribe to (backend, frontend, ...), edited in the admin.
+
+    Rows name it by its slug (Subscription, Question, Delivery runs), so a slug
+    never changes once made; a track that is no longer wanted is retired, not deleted.
+    """
+
+    slug = models.SlugField(
+        _("slug"),
+        max_length=16,
+        unique=True,
+        help_text=_("Lowercase letters, digits and hyphens; fixed once created (it is in links and imports)."),
+    )
+    name_ko = models.CharField(_("name in Korean"), max_length=60)
+    name_en = models.CharField(_("name in English"), max_length=60)
+    position = models.PositiveSmallIntegerField(_("order"), default=0, help_text=_("Lower comes first."))
+    is_active = models.BooleanField(
+        _("offered"),
+        default=True,
+        help_text=_("A retired track is no longer offered or mailed; its questions stay in the archive."),
+    )
+    start_position = models.PositiveIntegerField(
+        _("start position"), default=1, help_text=_("The question a new subscription starts at.")
+    )
+
+    class Meta:
+        verbose_name = _("track")
+        verbose_name_plural = _("tracks")
+        ordering = ["position", "slug"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def name(self) -> str:
+        """The track's name in the active language (English for every language but Korean)."""
+        return self.name_ko if (get_language() or "ko").startswith("ko") else self.name_en
 
 
 class Frequency(models.TextChoices):
@@ -59,11 +95,30 @@ class Subscriber(models.Model):
         return self.email
 
 
+def validate_track(slug: str) -> None:
+    """A category field names a Track (retired ones included: their rows stay)."""
+    if not Track.objects.filter(slug=slug).exists():
+        raise ValidationError(_("No track is called %(slug)s."), code="unknown_track", params={"slug": slug})
+
+
+def validate_offered_track(slug: str) -> None:
+    """A choice a reader or operator makes now names a track that is offered (not retired)."""
+    if not Track.objects.filter(slug=slug, is_active=True).exists():
+        raise ValidationError(_("%(slug)s is not an offered track."), code="not_offered_track", params={"slug": slug})
+
+
+class SubscriptionQuerySet(models.QuerySet):
+    def mailed(self):
+        """Subscriptions that get mail: active ones of a track that is offered (not retired)."""
+        return self.filter(is_active=True, category__in=Track.objects.filter(is_active=True).values("slug"))
+
+
 class Subscription(models.Model):
     """A subscriber's sequence of questions in one category."""
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="subscriptions")
-    category = models.CharField(_("category"), max_length=16, choices=Category)
+    # The slug of a Track (subscriptions.tracks).
+    category = models.CharField(_("category"), max_length=16, validators=[validate_track])
     is_active = models.BooleanField(_("active"), default=True)
     # Position (in the category's sequence) of the next question to send.
     next_position = models.PositiveIntegerField(_("next question position"), default=1)
@@ -71,6 +126,8 @@ class Subscription(models.Model):
     activated_at = models.DateTimeField(_("activated"), null=True, blank=True)
     deactivated_at = models.DateTimeField(_("deactivated"), null=True, blank=True)
     last_sent_at = models.DateTimeField(_("last mail"), null=True, blank=True)
+
+    objects = SubscriptionQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("subscription")
@@ -81,7 +138,7 @@ class Subscription(models.Model):
         indexes = [models.Index(fields=["category", "is_active"])]
 
     def __str__(self):
-        return f"{self.subscriber.email} · {self.get_category_display()}"
+        return f"{self.subscriber.email} · {self.category}"
 
 
 class Verification(models.Model):

@@ -11,8 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from mailer.models import Delivery, Question, SESEvent, Suppression
 from mailer.retention import retention
-from subscriptions import tokens
-from subscriptions.models import Answer, Category, Subscriber, Subscription
+from subscriptions import tokens, tracks
+from subscriptions.models import Answer, Subscriber, Subscription
 
 
 @dataclass(frozen=True)
@@ -162,14 +162,17 @@ def reader_questions(*, subscriber: Subscriber, today: date, due_only: bool = Fa
 def unsubscribe_scope(*, category: object) -> str | None:
     """The category an unsubscribe ends, or None for all of them.
 
-    A category DailyQ does not have (a retired one in an old link, a forged
-    form) ends everything: in doubt, mail stops.
+    A category DailyQ does not have (a forged form, a mangled link) ends
+    everything: in doubt, mail stops. A retired track is still one it has.
     """
-    return category if isinstance(category, str) and category in Category.values else None
+    track = tracks.get(category)
+    return track.slug if track else None
 
 
 def active_categories(*, subscriber: Subscriber) -> list[str]:
-    return list(subscriber.subscriptions.filter(is_active=True).order_by("category").values_list("category", flat=True))
+    """The tracks the subscriber is mailed, in the operator's order."""
+    mailed = set(subscriber.subscriptions.mailed().values_list("category", flat=True))
+    return [track.slug for track in tracks.offered() if track.slug in mailed]
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ class MailState(TextChoices):
     SUPPRESSED = "suppressed", _("Suppressed: no mail")
     PENDING = "pending", _("Pending: no mail until confirmed")
     UNSUBSCRIBED = "unsubscribed", _("Unsubscribed: no mail")
-    NO_CATEGORY = "no_category", _("No active category: no mail")
+    NO_CATEGORY = "no_category", _("No active category: no mail")  # none, or only retired tracks
 
 
 def with_mail_state(queryset: QuerySet) -> QuerySet:
@@ -228,7 +231,7 @@ def with_mail_state(queryset: QuerySet) -> QuerySet:
     shows as suppressed however their status reads.
     """
     suppressed = Exists(Suppression.objects.filter(email=OuterRef("email"), lifted_at__isnull=True))
-    reading = Exists(Subscription.objects.filter(subscriber=OuterRef("pk"), is_active=True))
+    reading = Exists(Subscription.objects.mailed().filter(subscriber=OuterRef("pk")))
     return queryset.annotate(
         mail_state=Case(
             When(suppressed, then=Value(MailState.SUPPRESSED)),

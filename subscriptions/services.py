@@ -29,11 +29,11 @@ from mailer.selectors import start_position
 from mailer.ses import recipient_allowed
 from mailservice import ratelimit
 from mailservice.ratelimit import Limit, Rate
-from subscriptions import tokens
+from subscriptions import tokens, tracks
 from subscriptions.addresses import canonical_email
 from subscriptions.links import confirm_url, manage_url, unsubscribe_url
-from subscriptions.models import Category, Frequency, Subscriber, Subscription, Verification
-from subscriptions.selectors import unsubscribe_scope
+from subscriptions.models import Frequency, Subscriber, Subscription, Verification
+from subscriptions.selectors import active_categories, unsubscribe_scope
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ class MailServiceUnavailable(Exception):
 def clean_choices(*, categories, frequency) -> tuple[list[str], str]:
     """The chosen categories (sorted, no repeats) and frequency, or ValidationError."""
     chosen = sorted(set(categories or ()))
-    if not chosen or any(c not in Category.values for c in chosen):
+    offered = tracks.offered_slugs()
+    if not chosen or any(c not in offered for c in chosen):
         raise ValidationError(_("Choose at least one category."), code="categories")
     if frequency not in Frequency.values:
         raise ValidationError(_("Choose daily or weekly mail."), code="frequency")
@@ -370,13 +371,11 @@ def _mail_subscriber(subscriber_id: int, template: str) -> bool:
     subscriber = Subscriber.objects.filter(id=subscriber_id).first()
     if subscriber is None or subscriber.status != Subscriber.Status.ACTIVE:
         return False
-    categories = list(
-        subscriber.subscriptions.filter(is_active=True).order_by("category").values_list("category", flat=True)
-    )
+    categories = active_categories(subscriber=subscriber)
     unsubscribe_link = unsubscribe_url(subscriber.id, generation=subscriber.link_generation)
     context = {
         "subscriber": subscriber,
-        "categories": [Category(c).label for c in categories],
+        "categories": [tracks.label(c) for c in categories],
         "frequency": Frequency(subscriber.frequency).label,
         "manage_url": manage_url(subscriber.id, generation=subscriber.link_generation),
         "unsubscribe_url": unsubscribe_link,
@@ -450,7 +449,7 @@ def send_new_verification(*, subscriber: Subscriber) -> bool:
         if subscriber.status == Subscriber.Status.ACTIVE:
             return False
         previous = subscriber.verifications.order_by("-created_at").first()
-        categories = previous.categories if previous else [Category.BACKEND]
+        categories = previous.categories if previous else tracks.offered_slugs()[:1]
         frequency = previous.frequency if previous else subscriber.frequency
         open_verification(
             subscriber=subscriber, categories=categories, frequency=frequency, language=subscriber.language

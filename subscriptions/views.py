@@ -20,9 +20,9 @@ from mailer.archive import landing_facts
 from mailer.selectors import question_text
 from mailservice.http import client_ip
 from mailservice.ratelimit import RateLimited
-from subscriptions import answers, links, selectors, services, tokens
+from subscriptions import answers, links, selectors, services, tokens, tracks
 from subscriptions.forms import CodeForm, PreferencesForm, SubscribeForm
-from subscriptions.models import ANSWER_MAX_LENGTH, Category, Rating, Subscriber, UnsubscribeReason
+from subscriptions.models import ANSWER_MAX_LENGTH, Rating, Subscriber, UnsubscribeReason
 
 PENDING_EMAIL = "subscriptions.pending_email"
 OFFER_REASON = "subscriptions.offer_unsubscribe_reason"
@@ -200,7 +200,7 @@ def manage(request, token):
         {
             "subscriber": subscriber,
             "is_active": subscriber.status == Subscriber.Status.ACTIVE,
-            "active_categories": [(value, Category(value).label) for value in active],
+            "active_categories": [(value, tracks.label(value)) for value in active],
             "form": form,
             "received": received,
             "due_only": due_only,
@@ -229,7 +229,7 @@ def unsubscribe(request, token):
     # may stop mail and nothing more.
     context = {
         "subscriber": target.subscriber,
-        "category_label": Category(category).label if category else None,
+        "category_label": tracks.label(category) if category else None,
     }
     if request.method == "GET":
         return render(request, "subscriptions/unsubscribe.html", context)
@@ -305,7 +305,7 @@ def answer(request, token):
         {
             "question": question,
             "shown": shown,
-            "category_label": Category(question.category).label,
+            "category_label": tracks.label(question.category),
             "question_html": shown.question_html,
             "answer_html": shown.answer_html if revealed else "",
             "revealed": revealed,

@@ -41,6 +41,27 @@ def isolated_cache(settings):
     settings.CACHES = caches
 
 
+_DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
+
+
+@pytest.fixture(autouse=True)
+def seeded_tracks(request):
+    """The tracks the data migration seeds (backend, frontend) in every test that uses the database.
+
+    A transactional test ends by emptying every table, migrated rows included.
+    """
+    if request.node.get_closest_marker("django_db") is None and not _DB_FIXTURES & set(request.fixturenames):
+        return
+    request.getfixturevalue("_django_db_helper")
+    from subscriptions.models import Track
+
+    for slug, name_ko, name_en, position in [
+        ("backend", "백엔드", "Backend", 1),
+        ("frontend", "프론트엔드", "Frontend", 2),
+    ]:
+        Track.objects.get_or_create(slug=slug, defaults={"name_ko": name_ko, "name_en": name_en, "position": position})
+
+
 @pytest.fixture
 def eager_tasks():
     """Run Celery tasks in this process, at once, raising their errors.

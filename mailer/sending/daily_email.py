@@ -17,8 +17,9 @@ from mailer.emails import (
 from mailer.gate import MailResult, send_built_email
 from mailer.models import Delivery, Question, SendRun
 from mailer.sending.runs import send_cutoff
+from subscriptions import tracks
 from subscriptions.links import ReaderLinks
-from subscriptions.models import Category, Frequency, Subscription
+from subscriptions.models import Frequency, Subscription
 from subscriptions.selectors import due_reviews
 
 
@@ -95,7 +96,7 @@ def daily_email_context(
     mailed = [_mailed_question(q, language, f"answer_url_{n}") for n, q in enumerate(questions)]
     reviewed = [_mailed_question(q, language, f"review_url_{n}") for n, q in enumerate(reviews)]
     return {
-        "category": Category(category).label,
+        "category": tracks.label(category),
         "weekly": len(questions) > 1,
         "day": day,
         "questions": mailed,

@@ -10,9 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from mailer.models import CategorySettings, Suppression
+from mailer.models import Suppression
 from mailer.sending.runs import plan_daily_send, start_daily_send
-from subscriptions.models import Subscriber, Subscription, Verification
+from subscriptions.models import Subscriber, Subscription, Track, Verification
 from tests.factories import make_questions
 from tests.subscriptions.conftest import mails_to
 
@@ -178,8 +178,8 @@ def change_subscriber(admin_client, subscriber, *rows, **fields):
 def questions_with_start_positions():
     make_questions("backend", 5)
     make_questions("frontend", 5)
-    CategorySettings.objects.create(category="backend", start_position=3)
-    CategorySettings.objects.create(category="frontend", start_position=2)
+    Track.objects.filter(slug="backend").update(start_position=3)
+    Track.objects.filter(slug="frontend").update(start_position=2)
 
 
 def test_subscriber_added_as_active_is_confirmed_and_mailed_from_the_start_position(

@@ -8,9 +8,9 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from mailer.models import CategorySettings, Delivery, Question, SendRun, SESEvent
+from mailer.models import Delivery, Question, SendRun, SESEvent
 from mailer.suppressions import suppress_address
-from subscriptions.models import Category, Subscriber
+from subscriptions.models import Subscriber, Track
 from subscriptions.selectors import MailState
 from tests.factories import make_questions, make_subscriber
 
@@ -62,8 +62,7 @@ def test_the_category_filter_counts_and_lists_active_subscriptions_only(admin_cl
     assert listed(response) == []  # left and dropped had frontend, and have it no more
 
     page = admin_client.get(CHANGELIST, {"_facets": "1"}).content.decode()
-    with translation.override("ko"):
-        backend, frontend = str(Category.BACKEND.label), str(Category.FRONTEND.label)
+    backend, frontend = Track.objects.get(slug="backend").name_ko, Track.objects.get(slug="frontend").name_ko
     assert re.search(rf">\s*{backend} \(2\)\s*<", page)  # reading and bounced
     assert re.search(rf">\s*{frontend} \(0\)\s*<", page)
     assert listed(admin_client.get(CHANGELIST, {"category": "backend"})) == [
@@ -117,15 +116,19 @@ def test_deliveries_can_be_filtered_by_feedback(admin_client):
 
 def test_a_start_position_past_the_bank_is_refused_naming_the_limit(admin_client):
     make_questions("backend", 5)
-    settings_row = CategorySettings.objects.create(category="backend", start_position=1)
-    changelist = reverse("admin:mailer_categorysettings_changelist")
-    form = {
-        "form-TOTAL_FORMS": "1",
-        "form-INITIAL_FORMS": "1",
-        "form-0-id": str(settings_row.pk),
-        "form-0-start_position": "6",
-        "_save": "Save",
-    }
+    settings_row = Track.objects.get(slug="backend")
+    changelist = reverse("admin:subscriptions_track_changelist")
+    others = Track.objects.exclude(pk=settings_row.pk)
+    rows = [settings_row, *others]
+    form = {"form-TOTAL_FORMS": str(len(rows)), "form-INITIAL_FORMS": str(len(rows)), "_save": "Save"}
+    for n, track in enumerate(rows):
+        form |= {
+            f"form-{n}-id": str(track.pk),
+            f"form-{n}-position": str(track.position),
+            f"form-{n}-is_active": "on",
+            f"form-{n}-start_position": str(track.start_position),
+        }
+    form["form-0-start_position"] = "6"
 
     response = admin_client.post(changelist, form)
 
@@ -141,10 +144,13 @@ def test_a_start_position_past_the_bank_is_refused_naming_the_limit(admin_client
 
 
 def test_a_category_without_questions_starts_at_1(admin_client):
-    add = reverse("admin:mailer_categorysettings_add")
-    response = admin_client.post(add, {"category": "frontend", "start_position": "3"})
+    add = reverse("admin:subscriptions_track_add")
+    track = {"slug": "devops", "name_ko": "데브옵스", "name_en": "DevOps", "position": "3", "is_active": "on"}
+    response = admin_client.post(add, track | {"start_position": "3"})
     assert response.status_code == 200 and response.context["adminform"].form.errors["start_position"]
-    assert admin_client.post(add, {"category": "frontend", "start_position": "1"}).status_code == 302
+    assert not Track.objects.filter(slug="devops").exists()
+    assert admin_client.post(add, track | {"start_position": "1"}).status_code == 302
+    assert Track.objects.get(slug="devops").name_en == "DevOps"
 
 
 def test_publish_and_unpublish_say_what_they_did(admin_client):

@@ -116,7 +116,7 @@ def test_a_row_without_categories_is_an_error_the_preview_names(admin_client):
     ("row", "problem"),
     [
         ("x@example.org,gone,backend,,", "Unknown status: gone"),
-        ("x@example.org,active,cooking,,", "Unknown category: cooking"),
+        ("x@example.org,active,cooking,,", "Unknown or retired category: cooking"),
         ("x@example.org,active,backend,yesterday,", "confirmed_at is not a date and time"),
         ("x@example.org,active,backend,2026-06-01T09:00:00,", "confirmed_at is not a date and time"),
         ("x@example.org,active,backend,,frontend:3", "next_positions: frontend:3"),

@@ -7,7 +7,7 @@ from mailer import selectors
 from mailer.management.commands.send_daily import Command as SendDailyCommand
 from mailer.models import Announcement, SendRun
 from mailer.sending import announcements
-from subscriptions.models import Category, Frequency
+from subscriptions.models import Frequency
 
 
 class Command(SendDailyCommand):
@@ -20,7 +20,7 @@ class Command(SendDailyCommand):
     def add_arguments(self, parser):
         parser.add_argument("--subject", required=True)
         parser.add_argument("--body-file", required=True, type=Path, help="the body, Markdown (UTF-8)")
-        parser.add_argument("--category", choices=Category.values)
+        parser.add_argument("--category", help="a track's slug (admin > Tracks); default: every track")
         parser.add_argument("--frequency", choices=Frequency.values)
         parser.add_argument("--language", help="a site language code (ko, en)")
         parser.add_argument("--dry-run", action="store_true", help="say how many people it would reach; send nothing")

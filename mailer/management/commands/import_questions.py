@@ -4,7 +4,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from mailer.questions import CONTENT_LICENSES, import_questions
 from mailer.selectors import TEXT_LANGUAGES
-from subscriptions.models import Category
 
 
 class Command(BaseCommand):
@@ -16,7 +15,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("path", type=Path)
-        parser.add_argument("--category", required=True, choices=Category.values)
+        parser.add_argument("--category", required=True, help="the slug of a track (admin > Tracks)")
         parser.add_argument("--source", help="name that keys these questions (default: <category>:<folder name>)")
         parser.add_argument(
             "--license",
