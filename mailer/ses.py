@@ -11,6 +11,8 @@ import random
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
@@ -265,11 +267,8 @@ def send_message(
             if getattr(message.connection, "paced_on_the_wire", False):
                 # The slot is taken as the request leaves (_pace_on_the_wire),
                 # the tags added as it is built (_add_send_parameters).
-                _pacing.args, _pacing.tags = (rate, priority), tags
-                try:
+                with _sending_as(SendContext(rate=rate, priority=priority, tags=tags)):
                     message.send()
-                finally:
-                    _pacing.args = _pacing.tags = None
             else:
                 pacing.pacer.wait_for_slot(rate=rate, priority=priority)
                 message.send()
@@ -290,8 +289,30 @@ def send_message(
     raise AssertionError("unreachable")
 
 
-# The rate, priority and tags of the send this thread is making (set by send_message).
-_pacing = threading.local()
+@dataclass(frozen=True)
+class SendContext:
+    """What the hooks on the shared client need of the send under way: its pace and its tags."""
+
+    rate: float
+    priority: str
+    tags: dict[str, str] | None = None
+
+
+# django-ses builds and makes the request, so botocore's hooks cannot be
+# handed arguments: send_message sets this around message.send(). One per
+# thread (each thread runs in its own context).
+_send_context: ContextVar[SendContext | None] = ContextVar("dailyq_send_context", default=None)
+
+
+@contextmanager
+def _sending_as(context: SendContext):
+    token = _send_context.set(context)
+    try:
+        yield
+    finally:
+        _send_context.reset(token)
+
+
 # The SES operations that send mail, as botocore names their events.
 _SEND_EVENTS = ("before-send.ses.SendRawEmail", "before-send.sesv2.SendEmail")
 _PARAMETER_EVENTS = ("before-parameter-build.ses.SendRawEmail", "before-parameter-build.sesv2.SendEmail")
@@ -307,7 +328,8 @@ def _add_send_parameters(params: dict, model, **kwargs) -> None:
     """
     if isinstance(settings.AWS_SES_CONFIGURATION_SET, str):
         params.setdefault("ConfigurationSetName", settings.AWS_SES_CONFIGURATION_SET)
-    tags = getattr(_pacing, "tags", None)
+    context = _send_context.get()
+    tags = context.tags if context else None
     if tags:
         name = "EmailTags" if model.name == "SendEmail" else "Tags"
         params[name] = [{"Name": key, "Value": value} for key, value in tags.items()]
@@ -322,8 +344,8 @@ def _pace_on_the_wire(**kwargs) -> None:
     varying work bunch them). A send not made through send_message is paced
     too, as transactional.
     """
-    rate, priority = getattr(_pacing, "args", None) or (pacing.send_rate(), pacing.TRANSACTIONAL)
-    pacing.pacer.wait_for_slot(rate=rate, priority=priority)
+    context = _send_context.get() or SendContext(rate=pacing.send_rate(), priority=pacing.TRANSACTIONAL)
+    pacing.pacer.wait_for_slot(rate=context.rate, priority=context.priority)
 
 
 _shared_lock = threading.Lock()
