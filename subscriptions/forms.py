@@ -1,7 +1,9 @@
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from mailer.schedule_text import schedule_text
 from subscriptions import tracks
 from subscriptions.addresses import canonical_email
 from subscriptions.models import Frequency
@@ -22,6 +24,15 @@ def clean_email_field(value: str) -> str:
         raise ValidationError(exc.messages[0], code=getattr(exc, "code", None)) from None
 
 
+def frequency_choices() -> list[tuple[str, str]]:
+    """Each frequency's short name, and beside it when its mail comes (the send schedule in force)."""
+    text = schedule_text()
+    return [
+        (value, format_html('{} <span class="muted">&middot; {}</span>', label, text.mail(value)))
+        for value, label in Frequency.choices
+    ]
+
+
 class SubscribeForm(forms.Form):
     # Length is checked by canonical_email, with a clearer message than the
     # browser's silent maxlength cut.
@@ -34,7 +45,7 @@ class SubscribeForm(forms.Form):
         error_messages={"required": _("Choose at least one category.")},
     )
     frequency = forms.ChoiceField(
-        label=_("How often"), choices=Frequency.choices, widget=forms.RadioSelect, initial=Frequency.DAILY
+        label=_("How often"), choices=frequency_choices, widget=forms.RadioSelect, initial=Frequency.DAILY
     )
     consent = forms.BooleanField(
         label=_("I agree to the privacy policy."),
@@ -78,4 +89,4 @@ class PreferencesForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": _("Choose at least one category, or unsubscribe below.")},
     )
-    frequency = forms.ChoiceField(label=_("How often"), choices=Frequency.choices, widget=forms.RadioSelect)
+    frequency = forms.ChoiceField(label=_("How often"), choices=frequency_choices, widget=forms.RadioSelect)

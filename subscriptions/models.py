@@ -47,8 +47,10 @@ class Track(models.Model):
 
 
 class Frequency(models.TextChoices):
-    DAILY = "daily", _("Daily, Monday to Friday at 07:00")
-    WEEKLY = "weekly", _("Weekly, five questions every Monday at 07:00")
+    # Short names for lists and the admin; when mail comes is the send schedule's
+    # to say (mailer.schedule_text), next to these wherever a reader chooses.
+    DAILY = "daily", _("Daily")
+    WEEKLY = "weekly", _("Weekly digest")
 
 
 class Subscriber(models.Model):

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mailer.gate import send_email
+from mailer.schedule_text import schedule_text
 from mailer.selectors import start_position
 from mailer.ses import recipient_allowed
 from mailservice import ratelimit
@@ -373,10 +374,15 @@ def _mail_subscriber(subscriber_id: int, template: str) -> bool:
         return False
     categories = active_categories(subscriber=subscriber)
     unsubscribe_link = unsubscribe_url(subscriber.id, generation=subscriber.link_generation)
+    send_schedule = schedule_text()
     context = {
         "subscriber": subscriber,
         "categories": [tracks.label(c) for c in categories],
         "frequency": Frequency(subscriber.frequency).label,
+        # Said in the reader's language when the mail is rendered.
+        "send_schedule": send_schedule,
+        "frequency_mail": send_schedule.mail(subscriber.frequency),
+        "first_mail": send_schedule.first_mail(subscriber.frequency),
         "manage_url": manage_url(subscriber.id, generation=subscriber.link_generation),
         "unsubscribe_url": unsubscribe_link,
     }

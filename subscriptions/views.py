@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from mailer.archive import landing_facts
+from mailer.schedule_text import schedule_text
 from mailer.selectors import question_text
 from mailservice.http import client_ip
 from mailservice.ratelimit import RateLimited
@@ -132,7 +133,8 @@ def resend(request):
 
 
 def _confirmed(request, subscriber: Subscriber):
-    messages.success(request, _("You are subscribed. The first question arrives on the next send day at 07:00."))
+    first_mail = schedule_text().first_mail(subscriber.frequency)
+    messages.success(request, _("You are subscribed. %(first_mail)s") % {"first_mail": first_mail})
     # A path, not SITE_URL: stay on the host the visitor is on.
     return redirect(links.manage_path(subscriber.id, generation=subscriber.link_generation))
 
@@ -205,6 +207,7 @@ def manage(request, token):
             "received": received,
             "due_only": due_only,
             "today": today,
+            "first_mail": schedule_text().first_mail(subscriber.frequency),
             # Right after an unsubscribe here, the optional reason (as on the unsubscribe link's page).
             "reasons": UnsubscribeReason.Reason.choices if request.session.pop(OFFER_REASON, False) else None,
             "reason_url": links.unsubscribe_reason_path(subscriber.id, generation=subscriber.link_generation),

@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+# A page needs `db`: its footer says the send schedule in force (mailer.schedule_text).
+
 
 def test_landing_page_says_what_dailyq_is(client, db):
     response = client.get(reverse("subscriptions:landing"))
@@ -30,7 +32,7 @@ def test_admin_login_is_served_at_the_configured_path(client):
     assert "'unsafe-inline'" in response["Content-Security-Policy"]
 
 
-def test_dev_outbox_lists_each_mail_once_in_its_table(client, ses, settings):
+def test_dev_outbox_lists_each_mail_once_in_its_table(client, ses, settings, db):
     from django.core.mail import send_mail
 
     send_mail("Only-in-the-table", "body", settings.DEFAULT_FROM_EMAIL, ["reader@example.org"])
@@ -65,7 +67,7 @@ def privacy_page(client, language="en"):
     return response.content.decode()
 
 
-def test_privacy_policy_names_the_operator_the_officer_and_the_transfer_abroad(client, settings):
+def test_privacy_policy_names_the_operator_the_officer_and_the_transfer_abroad(client, settings, db):
     settings.OPERATOR_NAME = "Example Labs Inc."
     settings.PRIVACY_OFFICER_NAME = "Kim Minji"
     settings.PRIVACY_CONTACT_EMAIL = "privacy@example.kr"
@@ -91,7 +93,7 @@ def test_privacy_policy_names_the_operator_the_officer_and_the_transfer_abroad(c
     assert "contact the operator" not in page.lower()
 
 
-def test_privacy_policy_falls_back_to_the_sender_when_no_contact_is_set(client, settings):
+def test_privacy_policy_falls_back_to_the_sender_when_no_contact_is_set(client, settings, db):
     settings.OPERATOR_NAME = ""
     settings.PRIVACY_OFFICER_NAME = ""
     settings.PRIVACY_CONTACT_EMAIL = ""
@@ -112,7 +114,7 @@ def meta_tags(page: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(("language", "locale"), [("ko", "ko_KR"), ("en", "en_US")])
-def test_pages_carry_link_preview_tags_with_absolute_urls(client, settings, language, locale):
+def test_pages_carry_link_preview_tags_with_absolute_urls(client, settings, language, locale, db):
     from django.contrib.staticfiles import finders
 
     settings.SITE_URL = "https://dailyq.example"

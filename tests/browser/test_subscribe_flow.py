@@ -37,8 +37,9 @@ KO = {
     "email": "이메일",
     "backend": "백엔드",
     "frontend": "프론트엔드",
-    "daily": "매일, 월요일부터 금요일까지 오전 7시",
-    "weekly": "매주, 월요일 오전 7시에 질문 5개",
+    # Each frequency's short name, then when its mail comes (the default schedule).
+    "daily": "매일 · 월요일부터 금요일까지 한국 시간 오전 7시에 질문 하나",
+    "weekly": "주간 모음 · 매주 월요일 한국 시간 오전 7시에 질문 5개를 한 번에",
     "consent": "개인정보 처리방침에 동의해요.",
     "subscribe": "구독하기",
     "check_mail": "메일을 확인해 주세요",
@@ -46,7 +47,8 @@ KO = {
     "confirm": "인증하기",
     "wrong_code": "인증 코드가 틀렸거나 만료되었어요.",
     "your_subscription": "내 구독 정보",
-    "subscribed": "구독이 완료되었어요. 첫 질문은 다음 발송일 오전 7시에 도착해요.",
+    "subscribed": "구독이 완료되었어요. 첫 질문은 다음 발송일 한국 시간 오전 7시에 도착해요.",
+    "subscribed_weekly": "구독이 완료되었어요. 첫 주간 모음은 다가오는 월요일 한국 시간 오전 7시에 도착해요.",
     "confirm_heading": "구독을 확인해 주세요",
     "confirm_button": "구독 확인하기",
     "save": "저장하기",
@@ -208,7 +210,7 @@ def test_subscribe_and_confirm_with_the_code(page, landing_url):
     response = enter_code(page, code_for(email))
 
     assert response.status == 302
-    expect_manage_page(page, email, KO["subscribed"])
+    expect_manage_page(page, email, KO["subscribed_weekly"])
     # The manage page shows what was chosen on the landing page.
     expect(page.get_by_label(KO["backend"], exact=True)).to_be_checked()
     expect(page.get_by_label(KO["frontend"], exact=True)).to_be_checked()
@@ -381,7 +383,7 @@ def test_subscribe_and_confirm_without_javascript(no_js_page, landing_url):
     expect_verify_page(no_js_page, email)
     assert enter_code(no_js_page, code_for(email)).status == 302
 
-    expect_manage_page(no_js_page, email, KO["subscribed"])
+    expect_manage_page(no_js_page, email, KO["subscribed_weekly"])
     subscriber = Subscriber.objects.get(email=email)
     assert subscriber.status == Subscriber.Status.ACTIVE
     assert subscriber.frequency == "weekly"

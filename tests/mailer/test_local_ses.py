@@ -41,7 +41,7 @@ def test_emulator_rejects_an_unverified_sender_like_ses(ses):
     assert ses.messages() == []
 
 
-def test_outbox_page_lists_newest_first_and_shows_each_part(client, ses):
+def test_outbox_page_lists_newest_first_and_shows_each_part(client, ses, db):
     send_sample(subject="Subject-A")
     second = send_sample(subject="Subject-B")
 
@@ -67,7 +67,7 @@ def test_outbox_page_answers_404_for_an_unknown_message(client, ses):
     assert client.get(reverse("dev:outbox-message", args=["nope"])).status_code == 404
 
 
-def test_outbox_page_explains_when_the_emulator_is_down(client, ses, settings):
+def test_outbox_page_explains_when_the_emulator_is_down(client, ses, settings, db):
     settings.AWS_SES_REGION_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"
     response = client.get(reverse("dev:outbox"))
     assert response.status_code == 200

@@ -13,7 +13,7 @@ def members(archive: bytes) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
-def test_the_footer_offers_the_running_source_unless_another_place_is_set(client, settings):
+def test_the_footer_offers_the_running_source_unless_another_place_is_set(client, settings, db):
     settings.SOURCE_CODE_URL = ""
     page = client.get(reverse("subscriptions:privacy")).content.decode()
     assert f'href="{reverse("source-code")}"' in page

@@ -47,7 +47,9 @@ def test_categories_become_tracks_and_every_row_keeps_its_place(old_apps):
     Subscriber = old_apps.get_model("subscriptions", "Subscriber")
     OldSubscription = old_apps.get_model("subscriptions", "Subscription")
     reader = Subscriber.objects.create(email="reader@example.org", status="active", confirmed_at=JANUARY)
-    backend = OldSubscription.objects.create(subscriber=reader, category="backend", next_position=2, activated_at=JANUARY)
+    backend = OldSubscription.objects.create(
+        subscriber=reader, category="backend", next_position=2, activated_at=JANUARY
+    )
     frontend = OldSubscription.objects.create(
         subscriber=reader, category="frontend", next_position=3, is_active=False, activated_at=JANUARY
     )
