@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from mailer import selectors, suppressions
 from mailer.admin.filters import EventSubscriberFilter
 from mailer.models import SESEvent, Suppression
+from mailservice.admin_mixins import ReadOnlyAdminMixin
 from subscriptions.addresses import address_hash
 from subscriptions.forms import clean_email_field
 
@@ -62,15 +63,9 @@ class SuppressionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SESEvent)
-class SESEventAdmin(admin.ModelAdmin):
+class SESEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("received_at", "kind", "bounce_type", "email", "ses_message_id", "delivery")
     list_filter = ("kind", "bounce_type", EventSubscriberFilter, "received_at")
     search_fields = ("email", "ses_message_id")
     list_select_related = ("delivery",)
     readonly_fields = [f.name for f in SESEvent._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

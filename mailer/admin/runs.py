@@ -18,6 +18,7 @@ from mailer.emails import MAIL_HTML_POLICY
 from mailer.models import Delivery, SendingState, SendRun
 from mailer.sending import daily_email, runs
 from mailer.sending.reasons import QUOTA_REASON
+from mailservice.admin_mixins import ReadOnlyAdminMixin
 from subscriptions import tracks
 from subscriptions.models import Subscription
 
@@ -32,7 +33,8 @@ class TestSendForm(forms.Form):
 
 
 @admin.register(SendRun)
-class SendRunAdmin(admin.ModelAdmin):
+class SendRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Runs are history; the actions below are how to act on them.
     list_display = (
         "day",
         "kind",
@@ -83,12 +85,6 @@ class SendRunAdmin(admin.ModelAdmin):
     @admin.display(description=_("skipped"), ordering="skipped_count")
     def skipped(self, run):
         return run.skipped_count
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False  # runs are history; the actions below are how to act on them
 
     @admin.action(description=_("Retry the failed deliveries"))
     def retry_failed(self, request, queryset):
@@ -175,7 +171,8 @@ class SendRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    deletable = False
     list_display = ("run", "subscriber_email", "category", "status", "feedback", "reason", "ses_message_id", "sent_at")
     list_filter = ("status", "feedback", DeliverySubscriberFilter, "run__kind", "run", DeliveryTrackFilter)
     search_fields = ("subscription__subscriber__email", "ses_message_id")
@@ -191,12 +188,3 @@ class DeliveryAdmin(admin.ModelAdmin):
         if delivery.subscriber_id:  # an announcement's row: to the person, not a category
             return _("Announcement")
         return tracks.label(delivery.subscription.category) if delivery.subscription else "—"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

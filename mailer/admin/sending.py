@@ -14,6 +14,7 @@ from mailer import schedule, selectors, stats
 from mailer.admin.confirm import confirm_page
 from mailer.models import MissedDay, SendingState, SendRun, SendSchedule, SkipDate
 from mailer.sending import runs
+from mailservice.admin_mixins import ReadOnlyAdminMixin
 
 
 class PauseForm(forms.Form):
@@ -146,19 +147,11 @@ class SendScheduleAdmin(admin.ModelAdmin):
 
 
 @admin.register(MissedDay)
-class MissedDayAdmin(admin.ModelAdmin):
+class MissedDayAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    deletable = False
     list_display = ("day", "scheduled_at", "detected_at", "alerted_at", "started_at", "send_now")
     readonly_fields = ("day", "scheduled_at", "detected_at", "alerted_at", "started_at")
     change_list_template = "admin/mailer/missedday/change_list.html"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "late_policy": settings.LATE_SEND_POLICY}
