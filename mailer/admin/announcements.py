@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.validators import validate_email
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -16,7 +16,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from mailer import selectors
 from mailer.admin.confirm import confirm_page
-from mailer.emails import MAIL_HTML_POLICY
+from mailer.admin.previews import html_part_response, message_context
 from mailer.models import Announcement
 from mailer.sending import announcements
 from subscriptions import tracks
@@ -140,9 +140,9 @@ class AnnouncementAdmin(admin.ModelAdmin):
             "announcement": announcement,
             "language": language,
             "languages": settings.LANGUAGES,
-            "message": message,
-            "headers": {**message.extra_headers, "Subject": message.subject, "To": ", ".join(message.to)},
-            "html_url": reverse("admin:mailer_announcement_preview_html", args=[announcement.pk, language]),
+            **message_context(
+                message, html_url=reverse("admin:mailer_announcement_preview_html", args=[announcement.pk, language])
+            ),
             "form": form,
         }
         return TemplateResponse(request, "admin/mailer/announcement/preview.html", context)
@@ -167,10 +167,7 @@ class AnnouncementAdmin(admin.ModelAdmin):
         announcement = self._announcement(request, pk)
         if language not in dict(settings.LANGUAGES):
             raise Http404
-        message = announcements.preview_announcement(announcement=announcement, language=language)
-        response = HttpResponse(message.alternatives[0][0], content_type="text/html; charset=utf-8")
-        response["Content-Security-Policy"] = MAIL_HTML_POLICY
-        return response
+        return html_part_response(announcements.preview_announcement(announcement=announcement, language=language))
 
     def send_view(self, request, pk):
         announcement = self._announcement(request, pk)

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.validators import validate_email
 from django.db.models import Count, Exists, Q
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -14,7 +14,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from mailer import selectors, stats
 from mailer.admin.filters import DeliverySubscriberFilter, DeliveryTrackFilter
-from mailer.emails import MAIL_HTML_POLICY
+from mailer.admin.previews import html_part_response, message_context
 from mailer.models import Delivery, SendingState, SendRun
 from mailer.sending import daily_email, runs
 from mailer.sending.reasons import QUOTA_REASON
@@ -155,8 +155,7 @@ class SendRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "opts": self.model._meta,
             "subscription": subscription,
             "day": day,
-            "message": message,
-            "headers": {**message.extra_headers, "Subject": message.subject, "To": ", ".join(message.to)},
+            **message_context(message, html_url=reverse("admin:mailer_preview_html", args=[subscription.pk])),
             "form": form,
         }
         return TemplateResponse(request, "admin/mailer/preview.html", context)
@@ -165,9 +164,7 @@ class SendRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise Http404
         _subscription, _day, message = self._preview_message(subscription_id)
-        response = HttpResponse(message.alternatives[0][0], content_type="text/html; charset=utf-8")
-        response["Content-Security-Policy"] = MAIL_HTML_POLICY
-        return response
+        return html_part_response(message)
 
 
 @admin.register(Delivery)
