@@ -50,12 +50,18 @@ class SendingStateAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Resume sending (after fixing the cause)"))
     def resume(self, request, queryset):
+        self._resume(request)
+
+    def _resume(self, request):
         continued = runs.resume_sending()
         self.message_user(request, _("Sending resumed; %(n)d runs continue.") % {"n": continued})
 
-    def pause_view(self, request):
+    def _require_change_permission(self, request):
         if not self.has_view_permission(request) or not request.user.has_perm("mailer.change_sendingstate"):
             raise Http404
+
+    def pause_view(self, request):
+        self._require_change_permission(request)
         back = reverse("admin:mailer_sendingstate_changelist")
         form = PauseForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -83,12 +89,10 @@ class SendingStateAdmin(admin.ModelAdmin):
         )
 
     def resume_view(self, request):
-        if not self.has_view_permission(request) or not request.user.has_perm("mailer.change_sendingstate"):
-            raise Http404
+        self._require_change_permission(request)
         back = reverse("admin:mailer_sendingstate_changelist")
         if request.method == "POST":
-            continued = runs.resume_sending()
-            self.message_user(request, _("Sending resumed; %(n)d runs continue.") % {"n": continued})
+            self._resume(request)
             return redirect(back)
         return confirm_page(
             request,
