@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from mailer.suppressions import suppress_address
+from mailservice.admin_mixins import ReadOnlyAdminMixin
 from subscriptions import erasure, importing, selectors, services, tracks
 from subscriptions.forms import clean_email_field
 from subscriptions.models import SetAsideAddress, Subscriber, Subscription, Verification
@@ -337,7 +338,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Verification)
-class VerificationAdmin(admin.ModelAdmin):
+class VerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("subscriber", "created_at", "expires_at", "attempts", "confirmed_at", "revoked_at")
     list_filter = ("created_at",)
     search_fields = ("subscriber__email",)
@@ -345,15 +346,9 @@ class VerificationAdmin(admin.ModelAdmin):
     # Codes are secrets and requests are history: read only.
     fields = readonly_fields = [f.name for f in Verification._meta.fields if f.name != "code_hash"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(SetAsideAddress)
-class SetAsideAddressAdmin(admin.ModelAdmin):
+class SetAsideAddressAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """What the move to canonical addresses set aside, for an admin to settle (or delete once settled)."""
 
     list_display = ("email", "reason", "subscriber", "kept_by", "created_at")
@@ -361,9 +356,3 @@ class SetAsideAddressAdmin(admin.ModelAdmin):
     search_fields = ("email",)
     list_select_related = ("subscriber", "kept_by")
     fields = readonly_fields = ("email", "reason", "detail", "subscriber", "kept_by", "created_at")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
