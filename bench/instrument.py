@@ -106,13 +106,13 @@ class _TimedInliner:
 def install_timers() -> None:
     import django_ses
 
-    from mailer import emails, gate, pacing
-    from mailer.sending import batch, daily_email
+    from mailer import emails, gate, pacing, selectors
+    from mailer.sending import batch
 
     if not getattr(gate.send_message, "__bench_wrapped__", False):
         gate.send_message = _timed("send_message", gate.send_message)
         batch.build_daily_email = _timed("build", batch.build_daily_email)
-        daily_email.render_markdown = _timed("markdown", daily_email.render_markdown)
+        selectors.render_markdown = _timed("markdown", selectors.render_markdown)
         emails.render_email = _timed("render_email", emails.render_email)
         emails._inliner = _TimedInliner(emails._inliner)
         django_ses.SESBackend.send_messages = _timed("ses_call", django_ses.SESBackend.send_messages)
