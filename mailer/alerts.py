@@ -139,11 +139,10 @@ RATE_STATES = {
 
 
 def _summary_context(summary: stats.OperatorSummary) -> dict:
-    categories = tracks.labels()
     return {
         "summary": summary,
         "summary_rows": [
-            (categories.get(category, category), FREQUENCY_SHORT.get(frequency, frequency), row)
+            (tracks.label(category), FREQUENCY_SHORT.get(frequency, frequency), row)
             for (category, frequency), row in summary.rows.items()
         ],
         "summary_rates": [

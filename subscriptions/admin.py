@@ -206,7 +206,7 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("categories"))
     def categories(self, subscriber):
-        return ", ".join(tracks.label(s.category) for s in subscriber.subscriptions.all() if s.is_active) or "—"
+        return ", ".join(str(tracks.label(s.category)) for s in subscriber.subscriptions.all() if s.is_active) or "—"
 
     @admin.display(description=_("last mail"), ordering="last_mail_at")
     def last_mail(self, subscriber):

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.utils.functional import lazy
 
 from subscriptions.models import Track
 
@@ -51,15 +52,15 @@ def choices(*, retired: bool = False) -> list[tuple[str, str]]:
     return [(track.slug, track.name) for track in (all_tracks() if retired else offered())]
 
 
-def labels() -> dict[str, str]:
-    """Every track's name in the active language, by slug."""
-    return {track.slug: track.name for track in all_tracks()}
-
-
-def label(slug: str) -> str:
-    """The name of the track `slug` in the active language; the slug itself if there is none."""
+def _name(slug: str) -> str:
     track = get(slug)
     return track.name if track else slug
+
+
+# The name of the track `slug` in the language active when it is shown (the slug
+# itself if there is none): a mail's context is made before it is rendered in
+# its reader's language, as gettext_lazy's strings are.
+label = lazy(_name, str)
 
 
 def get(slug: object, *, retired: bool = True) -> Track | None:

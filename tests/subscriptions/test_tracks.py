@@ -122,3 +122,19 @@ def test_announce_refuses_a_track_that_is_not_offered(tmp_path):
     body.write_text("Hello", encoding="utf-8")
     with pytest.raises(CommandError, match="category"):
         call_command("announce", "--subject", "Hi", "--body-file", str(body), "--category", "cooking", "--dry-run")
+
+
+def test_each_reader_reads_a_track_name_in_their_own_language():
+    # Mails are built in one language (a worker's, the page's) and rendered in the reader's.
+    make_questions("backend", 1)
+    make_subscriber("en@example.org", language="en")
+    make_subscriber("ko@example.org", language="ko")
+
+    with translation.override("ko"):
+        start_daily_send(day=TUESDAY)
+        services.send_manage_link(subscriber_id=Subscriber.objects.get(email="en@example.org").id)
+
+    [daily, manage_link] = mails_to("en@example.org")
+    assert daily.subject.startswith("[DailyQ Backend]") and "백엔드" not in daily.body
+    assert "Backend" in manage_link.body and "백엔드" not in manage_link.body
+    assert mails_to("ko@example.org")[0].subject.startswith("[DailyQ 백엔드]")
