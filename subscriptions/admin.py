@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 from mailer.suppressions import suppress_address
 from mailservice.admin_mixins import ReadOnlyAdminMixin
 from subscriptions import erasure, importing, selectors, services, tracks
+from subscriptions.admin_filters import TrackFilter
 from subscriptions.forms import clean_email_field
 from subscriptions.models import SetAsideAddress, Subscriber, Subscription, Verification
 from subscriptions.selectors import MailState
@@ -320,7 +321,7 @@ class SubscriberAdmin(admin.ModelAdmin):
 class SubscriptionAdmin(admin.ModelAdmin):
     # The preview link comes right after the reader: at the end it was off-screen on a 1400 px screen.
     list_display = ("subscriber", "preview", "category", "is_active", "next_position", "created_at", "last_sent_at")
-    list_filter = ("category", "is_active", "subscriber__frequency", "subscriber__status")
+    list_filter = (TrackFilter, "is_active", "subscriber__frequency", "subscriber__status")
     search_fields = ("subscriber__email",)
     list_select_related = ("subscriber",)
     raw_id_fields = ("subscriber",)

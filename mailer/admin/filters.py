@@ -4,22 +4,8 @@ from django.contrib import admin
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from subscriptions import tracks
+from subscriptions.admin_filters import TrackFilter
 from subscriptions.models import Subscriber
-
-
-class TrackFilter(admin.SimpleListFilter):
-    """Rows by track, named as the operator named them; retired tracks listed too."""
-
-    title = _("category")
-    parameter_name = "category"
-    field = "category"
-
-    def lookups(self, request, model_admin):
-        return tracks.choices(retired=True)
-
-    def queryset(self, request, queryset):
-        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
 
 
 class DeliveryTrackFilter(TrackFilter):

@@ -13,10 +13,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from mailer import questions, selectors, stats
-from mailer.admin.filters import TrackFilter
 from mailer.markdown import render_markdown
 from mailer.models import Question
 from subscriptions import tracks
+from subscriptions.admin_filters import TrackFilter
 from subscriptions.models import Track
 
 

@@ -138,3 +138,14 @@ def test_each_reader_reads_a_track_name_in_their_own_language():
     assert daily.subject.startswith("[DailyQ Backend]") and "백엔드" not in daily.body
     assert "Backend" in manage_link.body and "백엔드" not in manage_link.body
     assert mails_to("ko@example.org")[0].subject.startswith("[DailyQ 백엔드]")
+
+
+def test_the_admin_lists_filter_by_track_by_name(admin_client):
+    make_subscriber("b@example.org", categories=["backend"])
+    make_subscriber("f@example.org", categories=["frontend"])
+    changelist = reverse("admin:subscriptions_subscription_changelist")
+
+    page = admin_client.get(changelist).content.decode()
+    assert "프론트엔드" in page and "?category=frontend" in page
+    listed = admin_client.get(changelist, {"category": "frontend"}).context["cl"].result_list
+    assert [s.subscriber.email for s in listed] == ["f@example.org"]
