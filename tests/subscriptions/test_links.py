@@ -13,7 +13,7 @@ from django.core import mail
 from django.test import Client
 
 from mailer.sending.runs import start_daily_send
-from subscriptions import services
+from subscriptions import preferences, services
 from subscriptions.models import Subscriber, Subscription
 from tests.factories import LONG_AGO, make_questions, make_subscriber
 from tests.subscriptions.conftest import code_from, mails_to
@@ -46,7 +46,7 @@ def test_an_old_manage_link_stops_working_once_the_reader_subscribes_again(
     subscriber = confirmed("reader@example.org", categories=["backend"])
     old_manage = link_path(mails_to("reader@example.org")[-1], "manage")
     assert Client().get(old_manage).status_code == 200
-    services.unsubscribe(subscriber=subscriber)
+    preferences.unsubscribe(subscriber=subscriber)
 
     confirm_again(subscribe, django_capture_on_commit_callbacks, "reader@example.org")
     before = preferences("reader@example.org")
@@ -66,7 +66,7 @@ def test_an_old_unsubscribe_link_works_for_sixty_days_after_its_mail_then_stops(
     with mock.patch("time.time", return_value=mailed):
         subscriber = confirmed("reader@example.org")
     old_unsubscribe = link_path(mails_to("reader@example.org")[-1], "unsubscribe")
-    services.unsubscribe(subscriber=subscriber)
+    preferences.unsubscribe(subscriber=subscriber)
     confirm_again(subscribe, django_capture_on_commit_callbacks, "reader@example.org")
 
     with mock.patch("time.time", return_value=mailed + 59 * DAY):
@@ -101,7 +101,7 @@ def test_the_daily_mail_carries_the_links_of_the_current_subscription(
     subscriber = make_subscriber("reader@example.org")
     start_daily_send(day=MONDAY)
     monday = link_path(mails_to("reader@example.org")[-1], "manage")
-    services.unsubscribe(subscriber=subscriber)
+    preferences.unsubscribe(subscriber=subscriber)
     confirm_again(subscribe, django_capture_on_commit_callbacks, "reader@example.org", frequency="daily")
     Subscription.objects.update(activated_at=LONG_AGO)  # back again before Tuesday's send
     mail.outbox.clear()
