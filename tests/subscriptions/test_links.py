@@ -34,7 +34,7 @@ def confirm_again(subscribe, django_capture_on_commit_callbacks, email: str, fre
         services.confirm_with_code(email=email, code=code_from(mails_to(email)[-1]))
 
 
-def preferences(email: str):
+def state_of(email: str):
     subscriber = Subscriber.objects.get(email=email)
     active = sorted(subscriber.subscriptions.filter(is_active=True).values_list("category", flat=True))
     return subscriber.status, subscriber.frequency, active
@@ -49,11 +49,11 @@ def test_an_old_manage_link_stops_working_once_the_reader_subscribes_again(
     preferences.unsubscribe(subscriber=subscriber)
 
     confirm_again(subscribe, django_capture_on_commit_callbacks, "reader@example.org")
-    before = preferences("reader@example.org")
+    before = state_of("reader@example.org")
     answer = Client().post(old_manage, {"action": "save", "categories": ["backend"], "frequency": "daily"})
 
     assert answer.status_code == 404
-    assert preferences("reader@example.org") == before == ("active", "weekly", ["backend", "frontend"])
+    assert state_of("reader@example.org") == before == ("active", "weekly", ["backend", "frontend"])
     assert Client().post(old_manage, {"action": "unsubscribe"}).status_code == 404
     new_manage = link_path(mails_to("reader@example.org")[-1], "manage")
     assert Client().get(new_manage).status_code == 200
@@ -74,11 +74,11 @@ def test_an_old_unsubscribe_link_works_for_sixty_days_after_its_mail_then_stops(
     with mock.patch("time.time", return_value=mailed + 61 * DAY):
         assert Client().get(old_unsubscribe).status_code == 404
         assert Client().post(old_unsubscribe, {"List-Unsubscribe": "One-Click"}).status_code == 404
-    assert preferences("reader@example.org")[0] == "active"
+    assert state_of("reader@example.org")[0] == "active"
 
     with mock.patch("time.time", return_value=mailed + 59 * DAY):
         assert Client().post(old_unsubscribe, {"List-Unsubscribe": "One-Click"}).status_code == 200
-    assert preferences("reader@example.org") == ("unsubscribed", "weekly", [])
+    assert state_of("reader@example.org") == ("unsubscribed", "weekly", [])
 
 
 def test_links_of_the_current_subscription_keep_working_in_mails_people_keep(confirmed):
@@ -89,7 +89,7 @@ def test_links_of_the_current_subscription_keep_working_in_mails_people_keep(con
 
     assert Client().get(link_path(welcome, "manage")).status_code == 200
     assert Client().post(link_path(welcome, "unsubscribe"), {"List-Unsubscribe": "One-Click"}).status_code == 200
-    assert preferences("reader@example.org")[0] == "unsubscribed"
+    assert state_of("reader@example.org")[0] == "unsubscribed"
 
 
 def test_the_daily_mail_carries_the_links_of_the_current_subscription(
