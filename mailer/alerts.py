@@ -9,10 +9,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from mailer import selectors, stats
+from mailer import selectors
 from mailer.emails import absolute_url
 from mailer.gate import send_email
 from mailer.models import Delivery, SendRun
+from mailer.operator_summary import OperatorSummary, operator_summary
 from mailer.sending.reasons import UNKNOWN_REASON
 from subscriptions import tracks
 from subscriptions.models import Frequency
@@ -99,7 +100,7 @@ def _run_report_context(run: SendRun) -> dict:
         "counts": counts,
         "reasons": [_reasons(run, status, label) for status, label in REASON_SECTIONS if progress[status]],
         **_summary_context(
-            stats.operator_summary(
+            operator_summary(
                 since=previous.report_sent_at if previous else reported_at - timedelta(days=1), until=reported_at
             )
         ),
@@ -138,7 +139,7 @@ RATE_STATES = {
 }
 
 
-def _summary_context(summary: stats.OperatorSummary) -> dict:
+def _summary_context(summary: OperatorSummary) -> dict:
     return {
         "summary": summary,
         "summary_rows": [

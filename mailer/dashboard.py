@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 
-from mailer import charts, selectors, stats
+from mailer import charts, question_stats, selectors, stats
 from mailer.models import Delivery
 from subscriptions import tracks
 from subscriptions.models import Frequency
@@ -258,7 +258,7 @@ HARDEST_MIN_RATINGS = 5
 
 def _reader_loop(days: int) -> dict:
     return {
-        "hardest_questions": stats.hardest_questions(min_ratings=HARDEST_MIN_RATINGS),
+        "hardest_questions": question_stats.hardest_questions(min_ratings=HARDEST_MIN_RATINGS),
         "hardest_min_ratings": HARDEST_MIN_RATINGS,
         "unsubscribe_reasons": stats.unsubscribe_reasons(days=days),
         "unsubscribe_reason_details": stats.unsubscribe_reason_details(days=days),

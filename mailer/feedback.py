@@ -110,7 +110,7 @@ def _on_bounce(event: SESEvent, recipients: list[str]) -> None:
 
 
 def _on_complaint(event: SESEvent, recipients: list[str]) -> None:
-    from subscriptions.services import unsubscribe
+    from subscriptions.preferences import unsubscribe
 
     if event.delivery:
         _set_feedback(event.delivery, Delivery.Feedback.COMPLAINED)

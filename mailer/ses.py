@@ -68,6 +68,13 @@ IDENTITY_CACHE_SECONDS = 300
 # quota (a slice of the pending deliveries) defers nothing. An int, as callers
 # count and slice with it; sys.maxsize still fits a SQL OFFSET (bigint).
 UNLIMITED_REMAINING = sys.maxsize
+# The rates of hard bounces and complaints at which SES reviews an account, and
+# those at which it may pause the account's sending. settings.REPUTATION_MAX_* are
+# DailyQ's own guard, which pauses the daily send; by default at the review rates.
+SES_REVIEW_BOUNCE_RATE = 0.05
+SES_REVIEW_COMPLAINT_RATE = 0.001
+SES_AT_RISK_BOUNCE_RATE = 0.10
+SES_AT_RISK_COMPLAINT_RATE = 0.005
 
 
 @dataclass(frozen=True)

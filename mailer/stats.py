@@ -1,4 +1,6 @@
-"""Reads for the admin statistics dashboard (mailer/charts.py draws them).
+"""Reads for the admin statistics dashboard (mailer/charts.py draws them): its
+series, the unsubscribe reasons, SES's reputation and quota, the sending state.
+The per-question figures are in mailer/question_stats.py.
 
 Everything here only reads. Each time series comes from a few grouped
 queries (one per kind of event), never one query per day or per series.
@@ -12,36 +14,16 @@ from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from mailer import selectors, ses
-from mailer.models import Delivery, Question, SendingState, SendRun, Suppression
+from mailer.models import Delivery, SendingState, SendRun
 from subscriptions import tracks
-from subscriptions.models import (
-    Answer,
-    Frequency,
-    Subscriber,
-    Subscription,
-    UnsubscribeReason,
-    Verification,
-)
+from subscriptions.models import Frequency, Subscriber, Subscription, UnsubscribeReason
 
 logger = logging.getLogger(__name__)
-
-
-def _track_slugs() -> list[str]:
-    # Retired tracks too: their readers' history still counts.
-    return [track.slug for track in tracks.all_tracks()]
-
-
-# The rates at which SES puts an account under review (it may pause sending
-# at 10% bounces / 0.5% complaints: SES_AT_RISK_*, below). settings.REPUTATION_MAX_* are DailyQ's
-# own guard, which pauses the daily send; by default at these same rates.
-SES_REVIEW_BOUNCE_RATE = 0.05
-SES_REVIEW_COMPLAINT_RATE = 0.001
 
 
 def window(days: int, *, today: date | None = None) -> list[date]:
@@ -127,7 +109,7 @@ def active_subscriptions_by_day(*, days: int = 30, today: date | None = None) ->
         for category, frequency, day, n in rows:
             change[(category, frequency, day)] += sign * n
 
-    keys = [(c, f) for c in _track_slugs() for f in Frequency.values]
+    keys = [(c, f) for c in tracks.all_slugs() for f in Frequency.values]
     seen = set(opening) | {(c, f) for c, f, _day in change}
     keys += sorted(seen - set(keys))  # values no longer among the choices still count
     counts = {}
@@ -168,6 +150,34 @@ def confirmations_and_unsubscribes(*, days: int = 30, today: date | None = None)
         days=dates,
         confirmed=_per_day(Subscriber.objects.all(), "confirmed_at", dates),
         unsubscribed=_per_day(Subscriber.objects.all(), "unsubscribed_at", dates),
+    )
+
+
+# --- Unsubscribe reasons ----------------------------------------------------------------
+
+
+def unsubscribe_reasons(*, days: int = 30, today: date | None = None) -> list[tuple[str, str, int]]:
+    """(reason, label, count) for every reason given in the last `days` days, the most given first."""
+    start = _start_of(window(days, today=today)[0])
+    counts = dict(
+        UnsubscribeReason.objects.filter(created_at__gte=start)
+        .order_by()
+        .values_list("reason")
+        .annotate(n=Count("id"))
+        .values_list("reason", "n")
+    )
+    rows = [(value, str(label), counts.get(value, 0)) for value, label in UnsubscribeReason.Reason.choices]
+    return sorted(rows, key=lambda row: -row[2])
+
+
+def unsubscribe_reason_details(*, days: int = 30, limit: int = 20, today: date | None = None) -> list[str]:
+    """The newest "other" reasons readers wrote, with no tie to who wrote them."""
+    start = _start_of(window(days, today=today)[0])
+    return list(
+        UnsubscribeReason.objects.filter(created_at__gte=start, reason=UnsubscribeReason.Reason.OTHER)
+        .exclude(detail="")
+        .order_by("-created_at")
+        .values_list("detail", flat=True)[:limit]
     )
 
 
@@ -282,9 +292,9 @@ def reputation_summary() -> ReputationSummary:
         window=settings.REPUTATION_WINDOW,
         min_sample=settings.REPUTATION_MIN_SAMPLE,
         enough_data=health.enough_data,
-        bounces=Rate(health.bounces, health.sample, settings.REPUTATION_MAX_BOUNCE_RATE, SES_REVIEW_BOUNCE_RATE),
+        bounces=Rate(health.bounces, health.sample, settings.REPUTATION_MAX_BOUNCE_RATE, ses.SES_REVIEW_BOUNCE_RATE),
         complaints=Rate(
-            health.complaints, health.sample, settings.REPUTATION_MAX_COMPLAINT_RATE, SES_REVIEW_COMPLAINT_RATE
+            health.complaints, health.sample, settings.REPUTATION_MAX_COMPLAINT_RATE, ses.SES_REVIEW_COMPLAINT_RATE
         ),
     )
 
@@ -334,257 +344,3 @@ def quota_summary() -> QuotaSummary:
 def sending_state() -> SendingState | None:
     """The one SendingState row (id 1, see sending.runs.pause_sending), if any."""
     return SendingState.objects.filter(id=1).first()
-
-
-# --- Questions: the reader's loop ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QuestionFigures:
-    mailed: int = 0
-    opened: int = 0  # readers who followed its link from a mail
-    answers_written: int = 0
-    knew: int = 0
-    partly: int = 0
-    again: int = 0
-    reviews_sent: int = 0
-
-    @property
-    def rated(self) -> int:
-        return self.knew + self.partly + self.again
-
-    @property
-    def again_share(self) -> float:
-        return self.again / self.rated if self.rated else 0.0
-
-
-# Counting mailed questions reads every sent delivery; admin pages share one count for this long.
-MAILED_COUNTS_CACHE_SECONDS = 600
-
-
-def mailed_counts(*, question_ids: list[int] | None = None) -> dict[int, int]:
-    """How many sent mails carried each question, as counted at most MAILED_COUNTS_CACHE_SECONDS ago."""
-    if question_ids is not None and not question_ids:
-        return {}
-    counts = cache.get("stats:mailed-counts")
-    if counts is None:
-        counts = _count_mailed()
-        cache.set("stats:mailed-counts", counts, MAILED_COUNTS_CACHE_SECONDS)
-    if question_ids is None:
-        return counts
-    return {question_id: counts[question_id] for question_id in question_ids if question_id in counts}
-
-
-def _count_mailed() -> dict[int, int]:
-    """One grouped query unnesting the question ids of every sent delivery."""
-    table = Delivery._meta.db_table
-    if connection.vendor == "postgresql":
-        element = "(e.value #>> '{}')::bigint"
-        source = f"{table} d CROSS JOIN LATERAL jsonb_array_elements(d.question_ids) e"
-    else:
-        element = "CAST(e.value AS INTEGER)"
-        source = f"{table} d, json_each(d.question_ids) e"
-    sql = f"SELECT {element} AS q, COUNT(*) FROM {source} WHERE d.status = %s"  # noqa: S608 (names are ours)
-    sql += " GROUP BY 1"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [Delivery.Status.SENT])
-        return {int(question_id): count for question_id, count in cursor.fetchall()}
-
-
-def _answer_figures(answers) -> dict[int, dict]:
-    rows = (
-        answers.order_by()
-        .values("question_id")
-        .annotate(
-            opened=Count("id", filter=Q(opened_from_mail_at__isnull=False)),
-            answers_written=Count("id", filter=~Q(text="")),
-            knew=Count("id", filter=Q(rating="knew")),
-            partly=Count("id", filter=Q(rating="partly")),
-            again=Count("id", filter=Q(rating="again")),
-            reviews_sent=Sum("reviews_sent"),
-        )
-    )
-    return {row.pop("question_id"): {**row, "reviews_sent": row["reviews_sent"] or 0} for row in rows}
-
-
-def question_figures(*, question_ids: list[int] | None = None) -> dict[int, QuestionFigures]:
-    """Per question: mailed, opened from the mail, answers written, ratings and reviews sent (two grouped queries)."""
-    answers = Answer.objects.all() if question_ids is None else Answer.objects.filter(question_id__in=question_ids)
-    by_answers = _answer_figures(answers)
-    mailed = mailed_counts(question_ids=question_ids)
-    return {
-        question_id: QuestionFigures(mailed=mailed.get(question_id, 0), **by_answers.get(question_id, {}))
-        for question_id in set(mailed) | set(by_answers)
-    }
-
-
-@dataclass(frozen=True)
-class HardQuestion:
-    question_id: int
-    title: str
-    category: str
-    figures: QuestionFigures
-
-
-def hardest_questions(*, min_ratings: int = 5, limit: int = 10) -> list[HardQuestion]:
-    """The questions readers most often did not know: the highest share of "again" among at least `min_ratings`."""
-    rated = Answer.objects.exclude(rating="")
-    candidates = (
-        rated.order_by()
-        .values("question_id")
-        .annotate(n=Count("id"), again=Count("id", filter=Q(rating="again")))
-        .filter(n__gte=min_ratings, again__gt=0)
-        .order_by(-F("again") * 1.0 / F("n"), "-n", "question_id")
-        .values_list("question_id", flat=True)[:limit]
-    )
-    ids = list(candidates)
-    figures = question_figures(question_ids=ids)
-    questions = Question.objects.in_bulk(ids)
-    return [
-        HardQuestion(question_id=i, title=questions[i].title, category=questions[i].category, figures=figures[i])
-        for i in ids
-        if i in questions
-    ]
-
-
-def unsubscribe_reasons(*, days: int = 30, today: date | None = None) -> list[tuple[str, str, int]]:
-    """(reason, label, count) for every reason given in the last `days` days, the most given first."""
-    start = _start_of(window(days, today=today)[0])
-    counts = dict(
-        UnsubscribeReason.objects.filter(created_at__gte=start)
-        .order_by()
-        .values_list("reason")
-        .annotate(n=Count("id"))
-        .values_list("reason", "n")
-    )
-    rows = [(value, str(label), counts.get(value, 0)) for value, label in UnsubscribeReason.Reason.choices]
-    return sorted(rows, key=lambda row: -row[2])
-
-
-def unsubscribe_reason_details(*, days: int = 30, limit: int = 20, today: date | None = None) -> list[str]:
-    """The newest "other" reasons readers wrote, with no tie to who wrote them."""
-    start = _start_of(window(days, today=today)[0])
-    return list(
-        UnsubscribeReason.objects.filter(created_at__gte=start, reason=UnsubscribeReason.Reason.OTHER)
-        .exclude(detail="")
-        .order_by("-created_at")
-        .values_list("detail", flat=True)[:limit]
-    )
-
-
-# --- The operator's summary (with each run report) ---------------------------------------
-
-# SES may pause an account's sending at these rates (it reviews it at SES_REVIEW_*).
-SES_AT_RISK_BOUNCE_RATE = 0.10
-SES_AT_RISK_COMPLAINT_RATE = 0.005
-SUMMARY_RATE_DAYS = 7
-
-
-@dataclass(frozen=True)
-class PeopleCounts:
-    """People (addresses, not subscriptions) in one category and frequency, or in all of them."""
-
-    new: int = 0  # asked to subscribe (a verification mail was requested)
-    confirmed: int = 0  # confirmed, so their subscription started
-    unsubscribed: int = 0  # left the category (and are still out of it)
-    active: int = 0  # will be mailed on the next send day: active and not suppressed
-
-
-@dataclass(frozen=True)
-class SesRate:
-    """A rate among the mails sent in the summary's last SUMMARY_RATE_DAYS days, against SES's thresholds."""
-
-    count: int
-    sample: int
-    review: float
-    at_risk: float
-
-    @property
-    def rate(self) -> float:
-        return self.count / self.sample if self.sample else 0.0
-
-    @property
-    def state(self) -> str:
-        """ok, review (SES reviews the account at this rate) or at_risk (SES may pause sending)."""
-        if self.rate >= self.at_risk:
-            return "at_risk"
-        if self.rate >= self.review:
-            return "review"
-        return "ok"
-
-
-@dataclass(frozen=True)
-class OperatorSummary:
-    since: datetime
-    until: datetime
-    rows: dict[tuple[str, str], PeopleCounts]  # (category, frequency), every pair listed
-    total: PeopleCounts  # each person once, whatever their categories
-    rate_days: int
-    bounces: SesRate
-    complaints: SesRate
-
-
-def _people(pairs) -> tuple[dict[tuple[str, str], int], int]:
-    """Distinct subscribers per (category, frequency), and in all, from (subscriber_id, category, frequency) rows."""
-    by_pair: dict[tuple[str, str], set[int]] = defaultdict(set)
-    everyone: set[int] = set()
-    for subscriber_id, category, frequency in pairs:
-        by_pair[(category, frequency)].add(subscriber_id)
-        everyone.add(subscriber_id)
-    return {pair: len(ids) for pair, ids in by_pair.items()}, len(everyone)
-
-
-def _asked(since: datetime, until: datetime):
-    """(subscriber, category, frequency) for every category a sign-up request in the window asked for."""
-    rows = Verification.objects.filter(created_at__gte=since, created_at__lt=until).values_list(
-        "subscriber_id", "categories", "frequency"
-    )
-    for subscriber_id, categories, frequency in rows.iterator():
-        for category in categories or []:
-            yield subscriber_id, category, frequency
-
-
-def operator_summary(*, since: datetime, until: datetime) -> OperatorSummary:
-    """People per category and frequency between `since` and `until`, and the
-    bounce and complaint rates of the SUMMARY_RATE_DAYS days before `until`."""
-    fields = ("subscriber_id", "category", "subscriber__frequency")
-    subscriptions = Subscription.objects.order_by()
-    confirmed = subscriptions.filter(activated_at__gte=since, activated_at__lt=until)
-    unsubscribed = subscriptions.filter(deactivated_at__gte=since, deactivated_at__lt=until, is_active=False)
-    suppressed = Exists(Suppression.objects.filter(email=OuterRef("subscriber__email"), lifted_at__isnull=True))
-    # Those tomorrow's send mails: a retired track's readers are not.
-    active = (
-        subscriptions.mailed()
-        .filter(activated_at__lt=until, subscriber__status=Subscriber.Status.ACTIVE)
-        .exclude(suppressed)
-    )
-    counted = {
-        "new": _people(_asked(since, until)),
-        "confirmed": _people(confirmed.values_list(*fields).iterator()),
-        "unsubscribed": _people(unsubscribed.values_list(*fields).iterator()),
-        "active": _people(active.values_list(*fields).iterator()),
-    }
-    pairs = [(c, f) for c in _track_slugs() for f in Frequency.values]
-    pairs += sorted({pair for by_pair, _all in counted.values() for pair in by_pair} - set(pairs))
-    rows = {
-        pair: PeopleCounts(**{name: by_pair.get(pair, 0) for name, (by_pair, _all) in counted.items()})
-        for pair in pairs
-    }
-    total = PeopleCounts(**{name: everyone for name, (_by_pair, everyone) in counted.items()})
-
-    sent = Delivery.objects.filter(
-        status=Delivery.Status.SENT, sent_at__gte=until - timedelta(days=SUMMARY_RATE_DAYS), sent_at__lt=until
-    ).aggregate(
-        sample=Count("id"),
-        bounces=Count("id", filter=Q(feedback=Delivery.Feedback.BOUNCED)),
-        complaints=Count("id", filter=Q(feedback=Delivery.Feedback.COMPLAINED)),
-    )
-    return OperatorSummary(
-        since=since,
-        until=until,
-        rows=rows,
-        total=total,
-        rate_days=SUMMARY_RATE_DAYS,
-        bounces=SesRate(sent["bounces"], sent["sample"], SES_REVIEW_BOUNCE_RATE, SES_AT_RISK_BOUNCE_RATE),
-        complaints=SesRate(sent["complaints"], sent["sample"], SES_REVIEW_COMPLAINT_RATE, SES_AT_RISK_COMPLAINT_RATE),
-    )

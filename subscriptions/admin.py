@@ -16,7 +16,7 @@ from django.utils.translation import ngettext
 
 from mailer.suppressions import suppress_address
 from mailservice.admin_mixins import ReadOnlyAdminMixin
-from subscriptions import erasure, importing, selectors, services, tracks
+from subscriptions import admin_services, erasure, importing, preferences, selectors, tracks
 from subscriptions.admin_filters import TrackFilter
 from subscriptions.forms import clean_email_field
 from subscriptions.models import SetAsideAddress, Subscriber, Subscription, Verification
@@ -29,7 +29,7 @@ IMPORT_MAX_BYTES = 2 * 1024 * 1024
 class SubscriptionForm(forms.ModelForm):
     """A subscription on the subscriber page or its own page.
 
-    services.save_subscription starts a new one where the services start
+    admin_services.save_subscription starts a new one where the services start
     every subscription, so its position is not entered by hand.
     """
 
@@ -197,11 +197,11 @@ class SubscriberAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
         else:
-            services.add_subscriber(subscriber=obj)
+            admin_services.add_subscriber(subscriber=obj)
 
     def save_formset(self, request, form, formset, change):
         for subscription in formset.save(commit=False):
-            services.save_subscription(subscription=subscription)
+            admin_services.save_subscription(subscription=subscription)
         for subscription in formset.deleted_objects:
             subscription.delete()
 
@@ -215,7 +215,7 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Send a new verification mail"))
     def resend_verification(self, request, queryset):
-        sent = sum(services.send_new_verification(subscriber=subscriber) for subscriber in queryset)
+        sent = sum(admin_services.send_new_verification(subscriber=subscriber) for subscriber in queryset)
         skipped = queryset.count() - sent
         self.message_user(
             request,
@@ -226,7 +226,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     @admin.action(description=_("Unsubscribe from everything"))
     def unsubscribe_all(self, request, queryset):
         for subscriber in queryset:
-            services.unsubscribe(subscriber=subscriber)
+            preferences.unsubscribe(subscriber=subscriber)
         self.message_user(request, _("%(n)d subscribers unsubscribed.") % {"n": queryset.count()})
 
     @admin.action(description=_("Suppress: never mail these addresses"))
@@ -330,7 +330,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     readonly_fields = ("activated_at", "deactivated_at", "last_sent_at")
 
     def save_model(self, request, obj, form, change):
-        services.save_subscription(subscription=obj)
+        admin_services.save_subscription(subscription=obj)
 
     @admin.display(description=_("today's mail"))
     def preview(self, subscription):

@@ -1,7 +1,8 @@
-"""Subscribing, confirming, changing and ending subscriptions.
+"""Subscribing and confirming, and the mails an active subscriber asks for.
 
-Every door (web pages, admin actions, the CSV import, Celery tasks) calls
-these functions. Two rules shape them:
+Changing and ending subscriptions is preferences.py, the admin's edits
+admin_services.py. Every door (web pages, admin actions, the CSV import,
+Celery tasks) calls these functions. Two rules shape them:
 
 - No enumeration: what a visitor sees never depends on whether an address is
   new, pending, active or unsubscribed. Only the mail, which reaches the
@@ -34,7 +35,7 @@ from subscriptions import tokens, tracks
 from subscriptions.addresses import canonical_email
 from subscriptions.links import confirm_url, manage_url, unsubscribe_url
 from subscriptions.models import Frequency, Subscriber, Subscription, Verification
-from subscriptions.selectors import active_categories, unsubscribe_scope
+from subscriptions.selectors import active_categories
 
 logger = logging.getLogger(__name__)
 
@@ -399,116 +400,3 @@ def send_welcome(*, subscriber_id: int) -> bool:
 
 def send_manage_link(*, subscriber_id: int) -> bool:
     return _mail_subscriber(subscriber_id, "manage_link")
-
-
-# --- Preferences and unsubscribing --------------------------------------------------
-
-
-def update_preferences(*, subscriber: Subscriber, categories: list[str], frequency: str) -> Subscriber:
-    """Set an active subscriber's categories and frequency (from the manage page)."""
-    categories, frequency = clean_choices(categories=categories, frequency=frequency)
-    now = timezone.now()
-    with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().get(id=subscriber.id)
-        if subscriber.status != Subscriber.Status.ACTIVE:
-            raise ValidationError(_("This subscription has ended; subscribe again on the front page."))
-        subscriber.frequency = frequency
-        subscriber.save(update_fields=["frequency", "updated_at"])
-        for category in categories:
-            activate_subscription(subscriber=subscriber, category=category, now=now)
-        subscriber.subscriptions.filter(is_active=True).exclude(category__in=categories).update(
-            is_active=False, deactivated_at=now
-        )
-    return subscriber
-
-
-def unsubscribe(*, subscriber: Subscriber, category: str | None = None) -> Subscriber:
-    """End the subscription to `category`, or to all of them (selectors.unsubscribe_scope). Repeating it is harmless."""
-    category = unsubscribe_scope(category=category)
-    now = timezone.now()
-    with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().get(id=subscriber.id)
-        subscriptions = subscriber.subscriptions.filter(is_active=True)
-        if category is not None:
-            subscriptions = subscriptions.filter(category=category)
-        subscriptions.update(is_active=False, deactivated_at=now)
-        if not subscriber.subscriptions.filter(is_active=True).exists() and (
-            subscriber.status == Subscriber.Status.ACTIVE
-        ):
-            subscriber.status = Subscriber.Status.UNSUBSCRIBED
-            subscriber.unsubscribed_at = now
-            subscriber.save(update_fields=["status", "unsubscribed_at", "updated_at"])
-    return subscriber
-
-
-# --- Admin ----------------------------------------------------------------------------
-
-
-def send_new_verification(*, subscriber: Subscriber) -> bool:
-    """Mail a pending or unsubscribed subscriber a fresh code (an admin's action).
-
-    Uses the choices of their newest request, or their saved settings.
-    Returns False for an active subscriber, who needs no code.
-    """
-    with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().get(id=subscriber.id)
-        if subscriber.status == Subscriber.Status.ACTIVE:
-            return False
-        previous = subscriber.verifications.order_by("-created_at").first()
-        categories = previous.categories if previous else tracks.offered_slugs()[:1]
-        frequency = previous.frequency if previous else subscriber.frequency
-        open_verification(
-            subscriber=subscriber, categories=categories, frequency=frequency, language=subscriber.language
-        )
-    return True
-
-
-# --- Admin edits ----------------------------------------------------------------------
-
-
-def add_subscriber(*, subscriber: Subscriber) -> Subscriber:
-    """Save a subscriber an admin added by hand, as pending or as active.
-
-    Added as active, they count as consenting and confirmed now, on the
-    admin's word that they agreed to receive DailyQ (as the CSV import with
-    stated consent): no verification mail. A pending one gets mail only
-    after confirming a verification mail the admin sends them.
-    """
-    if subscriber.status not in (Subscriber.Status.PENDING, Subscriber.Status.ACTIVE):
-        raise ValueError(f"a new subscriber is pending or active, not {subscriber.status}")
-    if subscriber.status == Subscriber.Status.ACTIVE:
-        subscriber.consented_at = subscriber.confirmed_at = timezone.now()
-    subscriber.save()
-    return subscriber
-
-
-def save_subscription(*, subscription: Subscription) -> Subscription:
-    """Save a subscription as an admin added or edited it.
-
-    Switching one on, a new one included, starts it as confirming does
-    (activate_subscription): a new subscription begins at its category's start position
-    and counts as active from now, so the daily send picks it up while its
-    subscriber is active; one switched back on goes on where it stopped.
-    Switching one off records when.
-    """
-    now = timezone.now()
-    with transaction.atomic():
-        was_active = (
-            subscription.pk is not None
-            and Subscription.objects.select_for_update().filter(pk=subscription.pk, is_active=True).exists()
-        )
-        if subscription.pk is None:
-            subscription.next_position = start_position(category=subscription.category)
-            subscription.activated_at = subscription.deactivated_at = None
-        if subscription.is_active and not was_active:
-            # Saved as it was edited but off, then switched on by activate_subscription, the
-            # one place that starts subscriptions.
-            subscription.is_active = False
-            subscription.save()
-            activate_subscription(subscriber=subscription.subscriber, category=subscription.category, now=now)
-            subscription.refresh_from_db()
-        else:
-            if was_active and not subscription.is_active:
-                subscription.deactivated_at = now
-            subscription.save()
-    return subscription

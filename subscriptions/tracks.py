@@ -47,6 +47,11 @@ def offered_slugs() -> list[str]:
     return [track.slug for track in offered()]
 
 
+def all_slugs() -> list[str]:
+    """Every track's slug, retired ones included: their readers' history still counts."""
+    return [track.slug for track in all_tracks()]
+
+
 def choices(*, retired: bool = False) -> list[tuple[str, str]]:
     """(slug, name in the active language) for a form or filter; `retired`: list those too."""
     return [(track.slug, track.name) for track in (all_tracks() if retired else offered())]

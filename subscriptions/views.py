@@ -21,7 +21,7 @@ from mailer.schedule_text import schedule_text
 from mailer.selectors import question_text
 from mailservice.http import client_ip
 from mailservice.ratelimit import RateLimited
-from subscriptions import answers, links, selectors, services, tokens, tracks
+from subscriptions import answers, links, preferences, selectors, services, tokens, tracks
 from subscriptions.forms import CodeForm, PreferencesForm, SubscribeForm
 from subscriptions.models import ANSWER_MAX_LENGTH, Rating, Subscriber, UnsubscribeReason
 
@@ -173,7 +173,7 @@ def manage(request, token):
         if action == "save":
             form = PreferencesForm(request.POST)
             if form.is_valid():
-                services.update_preferences(
+                preferences.update_preferences(
                     subscriber=subscriber,
                     categories=form.cleaned_data["categories"],
                     frequency=form.cleaned_data["frequency"],
@@ -181,7 +181,7 @@ def manage(request, token):
                 messages.success(request, _("Your settings are saved."))
                 return redirect(request.path)
         elif action == "unsubscribe":
-            services.unsubscribe(subscriber=subscriber, category=request.POST.get("category"))
+            preferences.unsubscribe(subscriber=subscriber, category=request.POST.get("category"))
             messages.success(request, _("You will not get these questions any more."))
             request.session[OFFER_REASON] = True
             return redirect(request.path)
@@ -236,7 +236,7 @@ def unsubscribe(request, token):
     }
     if request.method == "GET":
         return render(request, "subscriptions/unsubscribe.html", context)
-    services.unsubscribe(subscriber=target.subscriber, category=category)
+    preferences.unsubscribe(subscriber=target.subscriber, category=category)
     if request.POST.get("List-Unsubscribe") == "One-Click":
         return HttpResponse(_("Unsubscribed."), content_type="text/plain; charset=utf-8")
     context["reasons"] = UnsubscribeReason.Reason.choices

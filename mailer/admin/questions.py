@@ -12,7 +12,7 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from mailer import questions, selectors, stats
+from mailer import question_stats, questions, selectors
 from mailer.markdown import render_markdown
 from mailer.models import Question
 from subscriptions import tracks
@@ -75,9 +75,9 @@ class QuestionAdmin(admin.ModelAdmin):
         # The readers' figures for the listed page, in two grouped queries, not two per row.
         changelist = super().get_changelist_instance(request)
         listed = list(changelist.result_list)
-        found = stats.question_figures(question_ids=[question.pk for question in listed])
+        found = question_stats.question_figures(question_ids=[question.pk for question in listed])
         for question in listed:
-            question.reader_figures = found.get(question.pk, stats.QuestionFigures())
+            question.reader_figures = found.get(question.pk, question_stats.QuestionFigures())
         return changelist
 
     @admin.display(description=_("mailed · opened · answers written · knew/partly/didn't know · reviews sent"))
@@ -86,7 +86,9 @@ class QuestionAdmin(admin.ModelAdmin):
             return "—"
         figures = getattr(question, "reader_figures", None)
         if figures is None:
-            figures = stats.question_figures(question_ids=[question.pk]).get(question.pk, stats.QuestionFigures())
+            figures = question_stats.question_figures(question_ids=[question.pk]).get(
+                question.pk, question_stats.QuestionFigures()
+            )
         return (
             f"{figures.mailed} · {figures.opened} · {figures.answers_written} · "
             f"{figures.knew}/{figures.partly}/{figures.again} · {figures.reviews_sent}"

@@ -13,7 +13,7 @@ from django.utils import timezone
 from mailer import charts, stats
 from mailer.models import Delivery, SendingState, SendRun
 from subscriptions.models import Subscriber, Subscription
-from subscriptions.services import unsubscribe
+from subscriptions.preferences import unsubscribe
 from tests.conftest import free_port
 from tests.factories import make_questions, make_subscriber
 

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from mailer import dashboard, stats
+from mailer import dashboard, question_stats
 from mailer.models import Delivery, SendRun
 from subscriptions import answers, links, selectors
 from subscriptions.models import Subscription, UnsubscribeReason
@@ -53,26 +53,26 @@ def figures_data():
 
 def test_question_figures_count_each_kind(figures_data):
     first, second, third = figures_data
-    found = stats.question_figures()
-    assert found[first.id] == stats.QuestionFigures(
+    found = question_stats.question_figures()
+    assert found[first.id] == question_stats.QuestionFigures(
         mailed=4, opened=4, answers_written=2, knew=1, partly=1, again=2, reviews_sent=1
     )
-    assert found[second.id] == stats.QuestionFigures(mailed=4, opened=4, knew=3, again=1)
+    assert found[second.id] == question_stats.QuestionFigures(mailed=4, opened=4, knew=3, again=1)
     assert third.id not in found
-    assert stats.question_figures(question_ids=[second.id]).keys() == {second.id}
-    assert stats.mailed_counts(question_ids=[]) == {}
+    assert question_stats.question_figures(question_ids=[second.id]).keys() == {second.id}
+    assert question_stats.mailed_counts(question_ids=[]) == {}
 
 
 def test_question_figures_take_two_queries_however_many_questions(figures_data):
     with CaptureQueriesContext(connection) as queries:
-        stats.question_figures(question_ids=[q.id for q in figures_data])
+        question_stats.question_figures(question_ids=[q.id for q in figures_data])
     assert len(queries) == 2
 
 
 def test_hardest_questions_rank_by_share_of_again_with_a_minimum(figures_data):
     first, second, _third = figures_data
-    assert [h.question_id for h in stats.hardest_questions(min_ratings=4)] == [first.id, second.id]
-    assert stats.hardest_questions(min_ratings=5) == []
+    assert [h.question_id for h in question_stats.hardest_questions(min_ratings=4)] == [first.id, second.id]
+    assert question_stats.hardest_questions(min_ratings=5) == []
 
 
 def test_unsubscribe_reasons_are_counted_once_per_unsubscribe_without_a_person(client):

@@ -6,8 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.core import mail
 
-from mailer import alerts, stats
+from mailer import alerts, ses
 from mailer.models import Delivery, SendRun, Suppression
+from mailer.operator_summary import PeopleCounts, SesRate, operator_summary
 from mailer.sending import reasons
 from subscriptions.models import Subscriber, Subscription, Verification
 from tests.factories import make_subscriber
@@ -149,14 +150,14 @@ def seed_people():
 def test_the_summary_counts_people_per_category_and_frequency_and_rates_of_the_last_seven_days():
     since, until = seed_people()
 
-    summary = stats.operator_summary(since=since, until=until)
+    summary = operator_summary(since=since, until=until)
 
-    assert summary.rows[("backend", "daily")] == stats.PeopleCounts(new=1, confirmed=1, unsubscribed=0, active=3)
-    assert summary.rows[("frontend", "daily")] == stats.PeopleCounts(new=1, confirmed=1, unsubscribed=1, active=2)
-    assert summary.rows[("backend", "weekly")] == stats.PeopleCounts(new=0, confirmed=0, unsubscribed=1, active=1)
-    assert summary.rows[("frontend", "weekly")] == stats.PeopleCounts(new=1, confirmed=0, unsubscribed=0, active=0)
+    assert summary.rows[("backend", "daily")] == PeopleCounts(new=1, confirmed=1, unsubscribed=0, active=3)
+    assert summary.rows[("frontend", "daily")] == PeopleCounts(new=1, confirmed=1, unsubscribed=1, active=2)
+    assert summary.rows[("backend", "weekly")] == PeopleCounts(new=0, confirmed=0, unsubscribed=1, active=1)
+    assert summary.rows[("frontend", "weekly")] == PeopleCounts(new=1, confirmed=0, unsubscribed=0, active=0)
     # People, not subscriptions: both@, new@ and leaver@ are counted once each.
-    assert summary.total == stats.PeopleCounts(new=2, confirmed=1, unsubscribed=2, active=4)
+    assert summary.total == PeopleCounts(new=2, confirmed=1, unsubscribed=2, active=4)
 
     assert (summary.bounces.count, summary.bounces.sample) == (3, 40)
     assert summary.bounces.state == "review"
@@ -165,9 +166,9 @@ def test_the_summary_counts_people_per_category_and_frequency_and_rates_of_the_l
 
 
 def test_the_rates_are_judged_against_ses_thresholds():
-    assert (stats.SES_REVIEW_BOUNCE_RATE, stats.SES_AT_RISK_BOUNCE_RATE) == (0.05, 0.10)
-    assert (stats.SES_REVIEW_COMPLAINT_RATE, stats.SES_AT_RISK_COMPLAINT_RATE) == (0.001, 0.005)
-    rate = stats.SesRate
+    assert (ses.SES_REVIEW_BOUNCE_RATE, ses.SES_AT_RISK_BOUNCE_RATE) == (0.05, 0.10)
+    assert (ses.SES_REVIEW_COMPLAINT_RATE, ses.SES_AT_RISK_COMPLAINT_RATE) == (0.001, 0.005)
+    rate = SesRate
     assert rate(4, 100, 0.05, 0.10).state == "ok"
     assert rate(5, 100, 0.05, 0.10).state == "review"
     assert rate(10, 100, 0.05, 0.10).state == "at_risk"

@@ -13,7 +13,7 @@ from django.core import mail
 from django.test import Client
 
 from mailer.sending.runs import start_daily_send
-from subscriptions import services
+from subscriptions import preferences, services
 from subscriptions.models import Subscriber, Subscription
 from tests.factories import LONG_AGO, make_questions, make_subscriber
 from tests.subscriptions.conftest import code_from, mails_to
@@ -34,7 +34,7 @@ def confirm_again(subscribe, django_capture_on_commit_callbacks, email: str, fre
         services.confirm_with_code(email=email, code=code_from(mails_to(email)[-1]))
 
 
-def preferences(email: str):
+def state_of(email: str):
     subscriber = Subscriber.objects.get(email=email)
     active = sorted(subscriber.subscriptions.filter(is_active=True).values_list("category", flat=True))
     return subscriber.status, subscriber.frequency, active
@@ -46,14 +46,14 @@ def test_an_old_manage_link_stops_working_once_the_reader_subscribes_again(
     subscriber = confirmed("reader@example.org", categories=["backend"])
     old_manage = link_path(mails_to("reader@example.org")[-1], "manage")
     assert Client().get(old_manage).status_code == 200
-    services.unsubscribe(subscriber=subscriber)
+    preferences.unsubscribe(subscriber=subscriber)
 
     confirm_again(subscribe, django_capture_on_commit_callbacks, "reader@example.org")
-    before = preferences("reader@example.org")
+    before = state_of("reader@example.org")
     answer = Client().post(old_manage, {"action": "save", "categories": ["backend"], "frequency": "daily"})
 
     assert answer.status_code == 404
-    assert preferences("reader@example.org") == before == ("active", "weekly", ["backend", "frontend"])
+    assert state_of("reader@example.org") == before == ("active", "weekly", ["backend", "frontend"])
     assert Client().post(old_manage, {"action": "unsubscribe"}).status_code == 404
     new_manage = link_path(mails_to("reader@example.org")[-1], "manage")
     assert Client().get(new_manage).status_code == 200
@@ -66,7 +66,7 @@ def test_an_old_unsubscribe_link_works_for_sixty_days_after_its_mail_then_stops(
     with mock.patch("time.time", return_value=mailed):
         subscriber = confirmed("reader@example.org")
     old_unsubscribe = link_path(mails_to("reader@example.org")[-1], "unsubscribe")
-    services.unsubscribe(subscriber=subscriber)
+    preferences.unsubscribe(subscriber=subscriber)
     confirm_again(subscribe, django_capture_on_commit_callbacks, "reader@example.org")
 
     with mock.patch("time.time", return_value=mailed + 59 * DAY):
@@ -74,11 +74,11 @@ def test_an_old_unsubscribe_link_works_for_sixty_days_after_its_mail_then_stops(
     with mock.patch("time.time", return_value=mailed + 61 * DAY):
         assert Client().get(old_unsubscribe).status_code == 404
         assert Client().post(old_unsubscribe, {"List-Unsubscribe": "One-Click"}).status_code == 404
-    assert preferences("reader@example.org")[0] == "active"
+    assert state_of("reader@example.org")[0] == "active"
 
     with mock.patch("time.time", return_value=mailed + 59 * DAY):
         assert Client().post(old_unsubscribe, {"List-Unsubscribe": "One-Click"}).status_code == 200
-    assert preferences("reader@example.org") == ("unsubscribed", "weekly", [])
+    assert state_of("reader@example.org") == ("unsubscribed", "weekly", [])
 
 
 def test_links_of_the_current_subscription_keep_working_in_mails_people_keep(confirmed):
@@ -89,7 +89,7 @@ def test_links_of_the_current_subscription_keep_working_in_mails_people_keep(con
 
     assert Client().get(link_path(welcome, "manage")).status_code == 200
     assert Client().post(link_path(welcome, "unsubscribe"), {"List-Unsubscribe": "One-Click"}).status_code == 200
-    assert preferences("reader@example.org")[0] == "unsubscribed"
+    assert state_of("reader@example.org")[0] == "unsubscribed"
 
 
 def test_the_daily_mail_carries_the_links_of_the_current_subscription(
@@ -101,7 +101,7 @@ def test_the_daily_mail_carries_the_links_of_the_current_subscription(
     subscriber = make_subscriber("reader@example.org")
     start_daily_send(day=MONDAY)
     monday = link_path(mails_to("reader@example.org")[-1], "manage")
-    services.unsubscribe(subscriber=subscriber)
+    preferences.unsubscribe(subscriber=subscriber)
     confirm_again(subscribe, django_capture_on_commit_callbacks, "reader@example.org", frequency="daily")
     Subscription.objects.update(activated_at=LONG_AGO)  # back again before Tuesday's send
     mail.outbox.clear()

@@ -1,4 +1,4 @@
-"""Subscribing, confirming and unsubscribing, through the service functions."""
+"""Subscribing and confirming, through the service functions (changing and ending: test_preferences.py)."""
 
 import time
 from datetime import timedelta
@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from mailer.suppressions import suppress_address
 from mailservice.ratelimit import RateLimited
-from subscriptions import services
+from subscriptions import preferences, services
 from subscriptions.models import Subscriber, Subscription, Verification
 from tests.subscriptions.conftest import code_from, confirm_link_from, mails_to
 
@@ -202,7 +202,7 @@ def test_subscribing_again_reactivates_and_keeps_the_cursor(
     settings.VERIFICATION_RESEND_COOLDOWN_SECONDS = 0  # back within the minute, from the same client
     subscriber = confirmed("reader@example.org", categories=["backend"])
     Subscription.objects.update(next_position=17)
-    services.unsubscribe(subscriber=subscriber)
+    preferences.unsubscribe(subscriber=subscriber)
     assert Subscriber.objects.get().status == Subscriber.Status.UNSUBSCRIBED
 
     subscribe("READER@example.org", categories=["backend", "frontend"])
@@ -265,36 +265,6 @@ def test_bad_addresses_are_refused_with_nothing_written(subscribe, email):
 def test_internationalised_domains_are_stored_in_ascii_form(subscribe):
     subscribe("독자@한국.kr".replace("독자", "reader"))
     assert Subscriber.objects.get().email == "reader@xn--3e0b707e.kr"
-
-
-def test_unsubscribe_from_one_category_then_all(confirmed):
-    subscriber = confirmed("reader@example.org", categories=["backend", "frontend"])
-
-    services.unsubscribe(subscriber=subscriber, category="frontend")
-    assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
-    assert list(Subscription.objects.filter(is_active=True).values_list("category", flat=True)) == ["backend"]
-
-    services.unsubscribe(subscriber=subscriber)
-    services.unsubscribe(subscriber=subscriber)  # harmless twice
-    subscriber.refresh_from_db()
-    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
-    assert subscriber.unsubscribed_at is not None
-    assert not Subscription.objects.filter(is_active=True).exists()
-
-
-def test_update_preferences_switches_categories_and_frequency(confirmed):
-    subscriber = confirmed("reader@example.org", categories=["backend"])
-    services.update_preferences(subscriber=subscriber, categories=["frontend"], frequency="weekly")
-    subscriber.refresh_from_db()
-    assert subscriber.frequency == "weekly"
-    assert sorted(subscriber.subscriptions.values_list("category", "is_active")) == [
-        ("backend", False),
-        ("frontend", True),
-    ]
-    with pytest.raises(ValidationError):
-        services.update_preferences(subscriber=subscriber, categories=[], frequency="weekly")
-    with pytest.raises(ValidationError):
-        services.update_preferences(subscriber=subscriber, categories=["cooking"], frequency="weekly")
 
 
 def test_sending_a_verification_twice_sends_one_mail(subscribe):
