@@ -191,7 +191,7 @@ def load_starter_questions() -> dict[str, QuestionImportReport]:
 
 def _starter_folders() -> list[tuple[str, str, str]]:
     """(folder, category, language) of the bundled bank: Korean in <category>/, English in en/<category>/."""
-    slugs = [track.slug for track in tracks.all_tracks()]
+    slugs = tracks.all_slugs()
     folders = [(category, category, "ko") for category in slugs]
     folders += [(f"en/{category}", category, "en") for category in slugs]
     return [entry for entry in folders if (STARTER_QUESTIONS_DIR / entry[0]).is_dir()]

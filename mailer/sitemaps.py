@@ -33,7 +33,7 @@ class ArchivesSitemap(SiteUrlSitemap):
     changefreq = "weekly"
 
     def items(self):
-        return [track.slug for track in tracks.all_tracks()]
+        return tracks.all_slugs()
 
     def location(self, item):
         return reverse("mailer:archive", args=[item])
